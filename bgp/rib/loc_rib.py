@@ -1,0 +1,154 @@
+"""Loc-RIB (RFC 4271 §3.2): every usable path per prefix and the selected best.
+
+`LocRib.add_path` / `remove_path` return a `BestChange` whenever the candidate set of a
+prefix changed (the speaker needs every change for ADD-PATH peers) and None when nothing
+did; `BestChange.best_changed` tells whether the best path or the ECMP set moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from bgp.rib.decision import (
+    ALWAYS_REACHABLE,
+    DEFAULT_LOCAL_PREF,
+    NextHopResolver,
+    Selection,
+    select,
+)
+from bgp.rib.path import Path
+from bgp.types import Family
+from bgp.wire.prefix import Prefix
+
+
+class Destination:
+    """All candidate paths of one prefix and the current selection."""
+
+    __slots__ = ("next_local_id", "paths", "prefix", "selection")
+
+    def __init__(self, prefix: Prefix) -> None:
+        self.prefix = prefix
+        self.paths: list[Path] = []
+        self.selection: Selection | None = None
+        self.next_local_id = 1
+
+    @property
+    def best(self) -> Path | None:
+        return None if self.selection is None else self.selection.best
+
+
+class BestChange(NamedTuple):
+    """A change of one prefix: old and new best path (None = none) and the new selection."""
+
+    prefix: Prefix
+    old: Path | None
+    new: Path | None
+    selection: Selection | None
+    multipath_changed: bool = False
+
+    @property
+    def best_changed(self) -> bool:
+        return self.old is not self.new or self.multipath_changed
+
+
+class LocRib:
+    """The Loc-RIB of one address family."""
+
+    __slots__ = ("default_local_pref", "dests", "family", "resolver")
+
+    def __init__(
+        self,
+        family: Family,
+        resolver: NextHopResolver = ALWAYS_REACHABLE,
+        default_local_pref: int = DEFAULT_LOCAL_PREF,
+    ) -> None:
+        self.family = family
+        self.resolver = resolver
+        self.default_local_pref = default_local_pref
+        self.dests: dict[Prefix, Destination] = {}
+
+    def __len__(self) -> int:
+        return len(self.dests)
+
+    def __iter__(self) -> Iterator[Destination]:
+        return iter(self.dests.values())
+
+    def get(self, prefix: Prefix) -> Destination | None:
+        return self.dests.get(prefix)
+
+    def add_path(self, path: Path) -> BestChange | None:
+        """Add `path`, replacing the path with the same source and path id (an implicit
+        withdraw, RFC 4271 §3.1); it keeps the replaced path's ADD-PATH local id."""
+        prefix = path.prefix
+        dest = self.dests.get(prefix)
+        if dest is None:
+            dest = self.dests[prefix] = Destination(prefix)
+            path.local_id = 1
+            dest.next_local_id = 2
+            dest.paths.append(path)
+            sel = select(dest.paths, self.resolver, self.default_local_pref)
+            dest.selection = sel
+            best = None if sel is None else sel.best
+            return BestChange(prefix, None, best, sel)
+        paths = dest.paths
+        src, pid = path.source, path.path_id
+        for i, old in enumerate(paths):
+            if old.source is src and old.path_id == pid:
+                path.local_id = old.local_id
+                paths[i] = path
+                if old.attrs is path.attrs and not old.stale:
+                    # Identical re-announcement: same selection, only the object moves.
+                    dest.selection = select(paths, self.resolver, self.default_local_pref)
+                    return None
+                break
+        else:
+            path.local_id = self._new_local_id(dest)
+            paths.append(path)
+        return self._reselect(dest)
+
+    def remove_path(self, path: Path) -> BestChange | None:
+        """Remove this exact path object (as held by the Adj-RIB-In)."""
+        dest = self.dests.get(path.prefix)
+        if dest is None:
+            return None
+        paths = dest.paths
+        for i, old in enumerate(paths):
+            if old is path:
+                del paths[i]
+                break
+        else:
+            return None
+        if not paths:
+            del self.dests[path.prefix]
+            old_best = dest.best
+            dest.selection = None
+            return BestChange(path.prefix, old_best, None, None)
+        return self._reselect(dest)
+
+    def reselect(self, prefix: Prefix) -> BestChange | None:
+        """Run the decision again (a next hop's reachability or cost changed)."""
+        dest = self.dests.get(prefix)
+        if dest is None:
+            return None
+        change = self._reselect(dest)
+        return change if change.best_changed else None
+
+    def _reselect(self, dest: Destination) -> BestChange:
+        old = dest.selection
+        sel = select(dest.paths, self.resolver, self.default_local_pref)
+        dest.selection = sel
+        old_best = None if old is None else old.best
+        new_best = None if sel is None else sel.best
+        mp_changed = (old is not None and sel is not None and old.multipath != sel.multipath)
+        return BestChange(dest.prefix, old_best, new_best, sel, mp_changed)
+
+    @staticmethod
+    def _new_local_id(dest: Destination) -> int:
+        # Stable ids: never reuse an id still held by a path of this prefix.
+        used = {p.local_id for p in dest.paths}
+        lid = dest.next_local_id
+        while lid in used:
+            lid += 1
+        dest.next_local_id = lid + 1
+        return lid

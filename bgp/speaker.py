@@ -1,0 +1,758 @@
+"""The speaker: Adj-RIB-In -> import policy -> Loc-RIB -> export -> Adj-RIB-Out, pure.
+
+    receive_update ─▶ AdjRibIn (pre-policy) ─▶ loop checks, rules.ingress, import policy
+        ─▶ AdjRibIn (post-policy) ─▶ LocRib + decision ─▶ per update group:
+        rules.may_advertise / egress_attrs ─▶ export policy ─▶ RFC 4271 §5.1 rewrite
+        ─▶ AdjRibOut diff ─▶ encoded once per group ─▶ Outbound {peer key: [bytes]}
+
+No clocks, sockets or asyncio: `now` is passed in, the result is the bytes to send. The
+iBGP propagation rules are a `PropagationRules` object; `StandardRules` implements plain
+RFC 4271 iBGP (full mesh), `reflector.rules.ReflectionRules` RFC 4456 route reflection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from bgp.errors import LocalUsageError
+from bgp.policy import (
+    RFC8212_REJECT,
+    Policy,
+    Rejected,
+    effective_policy,
+    evaluate,
+)
+from bgp.rib.adj_in import AdjRibIn
+from bgp.rib.adj_out import (
+    NO_ADVERTS,
+    AdjRibOut,
+    Advert,
+    PackingEncoder,
+    UpdateEncoder,
+)
+from bgp.rib.decision import (
+    ALWAYS_REACHABLE,
+    DEFAULT_LOCAL_PREF,
+    BestReason,
+    NextHopResolver,
+    Selection,
+)
+from bgp.rib.loc_rib import BestChange, Destination, LocRib
+from bgp.rib.path import DropReason, NextHopMode, Path, PeerInfo
+from bgp.types import (
+    IPV4_UNICAST,
+    IPV6_UNICAST,
+    Afi,
+    AttrFlag,
+    Family,
+    Origin,
+    WellKnownCommunity,
+)
+from bgp.wire.attributes import AttrSet, IPAddress, UnknownAttribute, format_community
+from bgp.wire.model import Negotiated, Update
+from bgp.wire.prefix import Nlri, Prefix
+
+Outbound = dict[str, list[bytes]]
+BestChangeCallback = Callable[[Family, Prefix, Selection | None], None]
+
+
+class PropagationRules(Protocol):
+    """Which learned routes go to which peers, and how iBGP-to-iBGP routes are rewritten.
+
+    The route-reflection hook: `reflector.rules.ReflectionRules` implements RFC 4456.
+    `may_advertise` must depend only on the *roles* of source and target (iBGP/eBGP,
+    rr_client), never on their identity: update groups rely on it.
+    """
+
+    def ingress(self, attrs: AttrSet, source: PeerInfo) -> DropReason | None:
+        """A reason to treat a received route as withdrawn (loop checks), or None."""
+        ...
+
+    def may_advertise(self, source: PeerInfo | None, target: PeerInfo) -> DropReason | None:
+        """None if a route learned from `source` (None = local) may go to `target`."""
+        ...
+
+    def egress_attrs(self, attrs: AttrSet, source: PeerInfo | None, target: PeerInfo) -> AttrSet:
+        """Attributes as they leave towards `target` before export policy."""
+        ...
+
+
+class StandardRules:
+    """Plain RFC 4271 iBGP: a full mesh, no reflection."""
+
+    def __init__(self, router_id: ipaddress.IPv4Address) -> None:
+        self.router_id = router_id
+
+    def ingress(self, attrs: AttrSet, source: PeerInfo) -> DropReason | None:
+        # RFC 4456 §8: "A router that recognizes the ORIGINATOR_ID attribute SHOULD ignore
+        # a route received with its BGP Identifier as the ORIGINATOR_ID." (A mesh node
+        # behind a reflector gets its own route back this way.)
+        if attrs.originator_id is not None and attrs.originator_id == self.router_id:
+            return DropReason.ORIGINATOR_LOOP
+        return None
+
+    def may_advertise(self, source: PeerInfo | None, target: PeerInfo) -> DropReason | None:
+        # RFC 4271 §9.2: "a BGP speaker ... SHALL NOT advertise any routes received from
+        # other internal peers" to internal peers (the full mesh delivers them).
+        if source is not None and source.is_ibgp and target.is_ibgp:
+            return DropReason.IBGP_SPLIT_HORIZON
+        return None
+
+    def egress_attrs(self, attrs: AttrSet, source: PeerInfo | None, target: PeerInfo) -> AttrSet:
+        return attrs
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerConfig:
+    """Speaker-wide settings. `ipv4_address` / `ipv6_address` are the node's addresses:
+    the next hop of originated routes and of next-hop-self (Calico: the node IP)."""
+
+    local_asn: int
+    router_id: ipaddress.IPv4Address
+    ipv4_address: ipaddress.IPv4Address | None = None
+    ipv6_address: ipaddress.IPv6Address | None = None
+    families: frozenset[Family] = frozenset({IPV4_UNICAST, IPV6_UNICAST})
+    default_local_pref: int = DEFAULT_LOCAL_PREF
+    rfc8212: bool = True  # RFC 8212 default-deny on eBGP sessions without policy
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfigForSpeaker:
+    """Static configuration of one neighbour as the speaker needs it.
+
+    `addpath_send` / `addpath_receive` are wishes for the OPEN (Calico: `add paths on`);
+    what is used is what the session negotiated. `local_address` is the session's source
+    address, used as next-hop-self for its family (else the node address).
+    """
+
+    info: PeerInfo
+    import_policy: Policy | None = None
+    export_policy: Policy | None = None
+    addpath_send: bool = True
+    addpath_receive: bool = True
+    local_address: IPAddress | None = None
+
+
+def family_of(prefix: Prefix) -> Family:
+    return IPV4_UNICAST if prefix.afi == Afi.IPV4 else IPV6_UNICAST
+
+
+class _Peer:
+    __slots__ = (
+        "adj_in",
+        "config",
+        "eor_received",
+        "export_policy",
+        "groups",
+        "import_policy",
+        "info",
+        "negotiated",
+        "up_since",
+        "updates_received",
+    )
+
+    def __init__(self, config: PeerConfigForSpeaker, rfc8212: bool) -> None:
+        self.config = config
+        self.info = config.info
+        self.import_policy = effective_policy(config.info, config.import_policy, rfc8212=rfc8212)
+        self.export_policy = effective_policy(config.info, config.export_policy, rfc8212=rfc8212)
+        self.negotiated: Negotiated | None = None
+        self.up_since: float | None = None
+        self.adj_in = AdjRibIn(config.info)
+        self.groups: dict[Family, _Group] = {}
+        self.eor_received: set[Family] = set()
+        self.updates_received = 0
+
+
+_GroupKey = tuple[Any, ...]
+
+
+class _Group:
+    """An update group: peers of one family whose export result is byte-identical."""
+
+    __slots__ = ("addpath", "adj_out", "cache", "ctx", "family", "key", "members",
+                 "nh_self", "policy", "target")
+
+    def __init__(
+        self,
+        key: _GroupKey,
+        family: Family,
+        target: PeerInfo,
+        policy: Policy,
+        addpath: bool,
+        nh_self: IPAddress | None,
+        ctx: Negotiated,
+    ) -> None:
+        self.key = key
+        self.family = family
+        self.target = target
+        self.policy = policy
+        self.addpath = addpath
+        self.nh_self = nh_self
+        self.ctx = ctx
+        self.members: dict[str, Negotiated] = {}
+        self.adj_out = AdjRibOut(family)
+        # (attrs, source key) -> export result; valid for one batch (prefix-independent
+        # export policies only), so 100k routes sharing attributes are exported once.
+        self.cache: dict[tuple[AttrSet, str | None], AttrSet | DropReason] = {}
+
+
+_NO_ADVERTISE = int(WellKnownCommunity.NO_ADVERTISE)
+_NO_EXPORT = int(WellKnownCommunity.NO_EXPORT)
+_NO_EXPORT_SUBCONFED = int(WellKnownCommunity.NO_EXPORT_SUBCONFED)
+
+
+class Speaker:
+    """The pure orchestrator of RIBs, decision, policy and propagation."""
+
+    def __init__(
+        self,
+        config: SpeakerConfig,
+        *,
+        rules: PropagationRules | None = None,
+        resolver: NextHopResolver | None = None,
+        on_best_change: BestChangeCallback | None = None,
+        encoder: UpdateEncoder | None = None,
+    ) -> None:
+        self.config = config
+        self.rules: PropagationRules = rules or StandardRules(config.router_id)
+        self.resolver = resolver or ALWAYS_REACHABLE
+        self.on_best_change = on_best_change
+        self.encoder: UpdateEncoder = encoder or PackingEncoder()
+        self._peers: dict[str, _Peer] = {}
+        self._ribs: dict[Family, LocRib] = {
+            fam: LocRib(fam, self.resolver, config.default_local_pref)
+            for fam in sorted(config.families)
+        }
+        self._local: dict[Family, dict[Prefix, Path]] = {fam: {} for fam in self._ribs}
+        self._groups: dict[_GroupKey, _Group] = {}
+
+    # ------------------------------------------------------------------ peers
+
+    def add_peer(self, peer: PeerConfigForSpeaker) -> None:
+        """Configure a neighbour (down until `peer_up`). Re-adding a known key replaces its
+        configuration; for a peer that is up the change applies after its next session
+        (or call `reapply_import` / `refresh_out` after a down/up)."""
+        old = self._peers.get(peer.info.key)
+        if old is not None and old.negotiated is not None:
+            raise LocalUsageError(f"peer {peer.info.key} is up; take it down to reconfigure")
+        self._peers[peer.info.key] = _Peer(peer, self.config.rfc8212)
+
+    def remove_peer(self, key: str, now: float = 0.0) -> Outbound:
+        """Deconfigure a neighbour; its routes are withdrawn from everyone else."""
+        out = self.peer_down(key, now) if key in self._peers else {}
+        self._peers.pop(key, None)
+        return out
+
+    def peer_up(self, key: str, negotiated: Negotiated, now: float) -> Outbound:
+        """Session Established: the full table for this peer, then End-of-RIB for each
+        negotiated family right away (RFC 4724 §2; BIRD peers wait otherwise)."""
+        peer = self._peer(key)
+        if peer.negotiated is not None:
+            raise LocalUsageError(f"peer {key} is already up")
+        peer.negotiated = negotiated
+        peer.up_since = now
+        info = peer.config.info
+        if negotiated.peer_router_id != info.router_id and int(negotiated.peer_router_id):
+            info = replace(info, router_id=negotiated.peer_router_id)
+        peer.info = info
+        peer.adj_in = AdjRibIn(info)
+        peer.eor_received = set()
+        peer.updates_received = 0
+        msgs: list[bytes] = []
+        for fam in sorted(negotiated.families):
+            if fam in self._ribs:
+                group = self._join_group(peer, fam)
+                diff = group.adj_out.full_table(key)
+                msgs.extend(diff.encode(fam, negotiated, self.encoder))
+            msgs.append(self.encoder.end_of_rib(fam, negotiated))
+        return {key: msgs}
+
+    def peer_down(self, key: str, now: float) -> Outbound:
+        """Session gone: drop its Adj-RIB-In; withdrawals / new bests to the others."""
+        peer = self._peer(key)
+        if peer.negotiated is None:
+            return {}
+        for fam, group in peer.groups.items():
+            del group.members[key]
+            if not group.members:
+                del self._groups[group.key]
+            del fam
+        peer.groups = {}
+        peer.negotiated = None
+        peer.up_since = None
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        for fam, post in peer.adj_in.clear().items():
+            rib = self._ribs.get(fam)
+            if rib is None:
+                continue
+            for path in post.values():
+                self._note(touched, fam, rib.remove_path(path))
+        return self._propagate(touched)
+
+    # ------------------------------------------------------------------ routes in
+
+    def receive_update(self, key: str, update: Update, now: float) -> Outbound:
+        """Apply one UPDATE from an Established peer; returns what to send to the others."""
+        peer = self._peer(key)
+        if peer.negotiated is None:
+            raise LocalUsageError(f"UPDATE for peer {key} that is not up")
+        peer.updates_received += 1
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        for fam, nlris in update.withdrawals():
+            self._withdraw(peer, fam, nlris, touched)
+        for fam, attrs, nlris in update.announced():
+            self._ingest(peer, fam, attrs, nlris, now, touched, store_pre=True)
+        eor = update.end_of_rib()
+        if eor is not None:
+            peer.eor_received.add(eor)
+        return self._propagate(touched)
+
+    def reapply_import(self, key: str, now: float = 0.0) -> Outbound:
+        """Soft reset in: run import policy again over the stored pre-policy routes."""
+        peer = self._peer(key)
+        if peer.negotiated is None:
+            return {}
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        for fam in peer.adj_in.families():
+            by_attrs: dict[AttrSet, list[Nlri]] = {}
+            for nlri, attrs in peer.adj_in.received(fam):
+                by_attrs.setdefault(attrs, []).append(nlri)
+            for attrs, nlris in by_attrs.items():
+                self._ingest(peer, fam, attrs, nlris, now, touched, store_pre=False)
+        return self._propagate(touched)
+
+    def _withdraw(
+        self,
+        peer: _Peer,
+        fam: Family,
+        nlris: tuple[Nlri, ...],
+        touched: dict[Family, dict[Prefix, bool]],
+    ) -> None:
+        rib = self._ribs.get(fam)
+        if rib is None:
+            return
+        adj_in = peer.adj_in
+        for nlri in nlris:
+            path = adj_in.withdraw(fam, nlri)
+            if path is not None:
+                self._note(touched, fam, rib.remove_path(path))
+
+    def _ingest(
+        self,
+        peer: _Peer,
+        fam: Family,
+        attrs: AttrSet,
+        nlris: tuple[Nlri, ...] | list[Nlri],
+        now: float,
+        touched: dict[Family, dict[Prefix, bool]],
+        *,
+        store_pre: bool,
+    ) -> None:
+        rib = self._ribs.get(fam)
+        if rib is None:
+            return  # a family we do not route: ignore (not negotiated by us)
+        info = peer.info
+        pre, post = peer.adj_in.table(fam)
+        rejected = peer.adj_in.rejected_table(fam)
+        # Per attribute set, not per prefix: the checks that do not look at the prefix.
+        work = attrs
+        if not info.is_ibgp and work.local_pref is not None:
+            # RFC 4271 §5.1.5: LOCAL_PREF from an external peer "MUST be ignored".
+            work = work.replace(local_pref=None)
+        drop: DropReason | None = None
+        # RFC 4271 §9.1.2: a route whose AS_PATH contains our own AS is not used
+        # (BIRD `allow local as N` permits N occurrences).
+        if work.as_path.count(info.local_asn) > info.allow_local_as:
+            drop = DropReason.AS_LOOP
+        else:
+            drop = self.rules.ingress(work, info)
+        policy = peer.import_policy
+        fixed: AttrSet | DropReason | None = drop
+        if drop is None and policy.prefix_independent:
+            fixed = _import_result(evaluate(policy, Prefix(0, 0, 0), work, info), policy)
+        note = self._note
+        for nlri in nlris:
+            if store_pre:
+                pre[nlri] = attrs
+            result = fixed
+            if result is None:
+                result = _import_result(evaluate(policy, nlri.prefix, work, info), policy)
+            old = post.get(nlri)
+            if isinstance(result, AttrSet):
+                if old is not None and old.attrs is result and not old.stale:
+                    continue  # identical re-announcement
+                if rejected:
+                    rejected.pop(nlri, None)
+                path = Path(nlri.prefix, result, info, nlri.path_id, now)
+                post[nlri] = path
+                note(touched, fam, rib.add_path(path))
+            else:
+                rejected[nlri] = result
+                if old is not None:
+                    del post[nlri]
+                    note(touched, fam, rib.remove_path(old))
+
+    def _note(
+        self, touched: dict[Family, dict[Prefix, bool]], fam: Family, change: BestChange | None
+    ) -> None:
+        if change is None:
+            return
+        prefixes = touched.get(fam)
+        if prefixes is None:
+            prefixes = touched[fam] = {}
+        best_changed = change.best_changed
+        prefixes[change.prefix] = prefixes.get(change.prefix, False) or best_changed
+        if best_changed and self.on_best_change is not None:
+            self.on_best_change(fam, change.prefix, change.selection)
+
+    # ------------------------------------------------------------------ origination
+
+    def originate(
+        self, prefix: Prefix, attrs: AttrSet | None = None, now: float = 0.0
+    ) -> Outbound:
+        """Originate `prefix` (Calico: the host's block): ORIGIN IGP, empty AS_PATH,
+        next hop the node's address for the family unless `attrs` gives one."""
+        fam = family_of(prefix)
+        rib = self._ribs.get(fam)
+        if rib is None:
+            raise LocalUsageError(f"family {fam} is not configured")
+        nh = self._node_address(fam)
+        if attrs is None:
+            attrs = AttrSet.make(origin=Origin.IGP, next_hop=nh)
+        elif attrs.next_hop is None and nh is not None:
+            attrs = attrs.replace(next_hop=nh)
+        old = self._local[fam].get(prefix)
+        if old is not None and old.attrs is attrs:
+            return {}
+        path = Path(prefix, attrs, None, 0, now)
+        self._local[fam][prefix] = path
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        self._note(touched, fam, rib.add_path(path))
+        return self._propagate(touched)
+
+    def withdraw_origin(self, prefix: Prefix) -> Outbound:
+        fam = family_of(prefix)
+        path = self._local.get(fam, {}).pop(prefix, None)
+        if path is None:
+            return {}
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        self._note(touched, fam, self._ribs[fam].remove_path(path))
+        return self._propagate(touched)
+
+    def reselect(self, family: Family | None = None) -> Outbound:
+        """Run the decision again everywhere (the resolver's answers changed)."""
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        for fam, rib in self._ribs.items():
+            if family is not None and fam != family:
+                continue
+            for prefix in list(rib.dests):
+                self._note(touched, fam, rib.reselect(prefix))
+        return self._propagate(touched)
+
+    # ------------------------------------------------------------------ routes out
+
+    def refresh_out(self, key: str, family: Family) -> Outbound:
+        """Re-send everything of one family (ROUTE-REFRESH received, soft reset out)."""
+        peer = self._peer(key)
+        group = peer.groups.get(family)
+        if group is None or peer.negotiated is None:
+            return {}
+        diff = group.adj_out.full_table(key)
+        return {key: diff.encode(family, peer.negotiated, self.encoder)}
+
+    def _node_address(self, fam: Family) -> IPAddress | None:
+        if fam.afi == Afi.IPV4:
+            return self.config.ipv4_address
+        return self.config.ipv6_address
+
+    def _self_address(self, peer: _Peer, fam: Family) -> IPAddress | None:
+        local = peer.config.local_address
+        if local is not None and local.version == (4 if fam.afi == Afi.IPV4 else 6):
+            return local
+        return self._node_address(fam)
+
+    def _join_group(self, peer: _Peer, fam: Family) -> _Group:
+        ctx = peer.negotiated
+        assert ctx is not None
+        info = peer.info
+        # What the codec does is decided by the negotiated context alone (the config wish
+        # only shapes our OPEN), so the adverts must follow it too.
+        addpath = fam in ctx.addpath_send
+        nh_self = self._self_address(peer, fam)
+        key: _GroupKey = (
+            fam, info.is_ibgp, info.rr_client, info.local_asn, id(peer.export_policy),
+            ctx.asn4, addpath, ctx.extended_message, info.next_hop, nh_self,
+        )
+        group = self._groups.get(key)
+        if group is None:
+            group = _Group(key, fam, info, peer.export_policy, addpath, nh_self, ctx)
+            sent = group.adj_out.sent
+            for dest in self._ribs[fam]:
+                adverts = self._adverts(group, dest)
+                if adverts:
+                    sent[dest.prefix] = adverts
+            group.cache.clear()
+            self._groups[key] = group
+        group.members[peer.info.key] = ctx
+        peer.groups[fam] = group
+        return group
+
+    def _propagate(self, touched: dict[Family, dict[Prefix, bool]]) -> Outbound:
+        out: Outbound = {}
+        if not touched:
+            return out
+        for group in self._groups.values():
+            prefixes = touched.get(group.family)
+            if not prefixes:
+                continue
+            rib = self._ribs[group.family]
+            dests = rib.dests
+            if group.addpath:
+                items = prefixes
+            else:  # only the best path is advertised: skip prefixes whose best is unchanged
+                items = {p: True for p, best_changed in prefixes.items() if best_changed}
+            changes = [
+                (prefix, self._adverts(group, dests.get(prefix))) for prefix in items
+            ]
+            group.cache.clear()
+            common, private, excluded = group.adj_out.update(changes, group.members)
+            common_bytes: list[bytes] | None = None
+            for member, ctx in group.members.items():
+                mine = private.get(member)
+                if mine is not None:
+                    diff = common.without(excluded[member])
+                    diff.merge(mine)
+                    msgs = diff.encode(group.family, ctx, self.encoder)
+                else:
+                    if common_bytes is None:
+                        common_bytes = common.encode(group.family, group.ctx, self.encoder)
+                    msgs = common_bytes
+                if msgs:
+                    target = out.get(member)
+                    if target is None:
+                        out[member] = list(msgs)
+                    else:
+                        target.extend(msgs)
+        return out
+
+    def _adverts(self, group: _Group, dest: Destination | None) -> tuple[Advert, ...]:
+        """What `group` should hold for one destination."""
+        if dest is None or dest.selection is None:
+            return NO_ADVERTS
+        sel = dest.selection
+        if not group.addpath:
+            best = sel.best
+            res = self._export(group, best)
+            if isinstance(res, AttrSet):
+                return (Advert(0, res, best.source_key),)
+            return NO_ADVERTS
+        # RFC 7911: with ADD-PATH send, every usable candidate is advertised under its
+        # own stable local path id (BIRD `add paths tx`).
+        adverts = []
+        for path in sel.candidates():
+            res = self._export(group, path)
+            if isinstance(res, AttrSet):
+                adverts.append(Advert(path.local_id, res, path.source_key))
+        return tuple(adverts)
+
+    def _export(self, group: _Group, path: Path) -> AttrSet | DropReason:
+        policy = group.policy
+        if policy.prefix_independent:
+            ck = (path.attrs, path.source_key)
+            hit = group.cache.get(ck)
+            if hit is None:
+                hit = group.cache[ck] = self._export_uncached(group, path)
+            return hit
+        return self._export_uncached(group, path)
+
+    def _export_uncached(self, group: _Group, path: Path) -> AttrSet | DropReason:
+        """RFC 4271 §9.1.3 / §5.1 for one path towards one update group."""
+        target, source, attrs = group.target, path.source, path.attrs
+        reason = self.rules.may_advertise(source, target)
+        if reason is not None:
+            return reason
+        if attrs.communities:
+            # RFC 1997: NO_ADVERTISE "MUST NOT be advertised to other BGP peers";
+            # NO_EXPORT / NO_EXPORT_SUBCONFED not outside the AS.
+            comms = attrs.communities
+            if _NO_ADVERTISE in comms:
+                return DropReason.NO_ADVERTISE
+            if not target.is_ibgp and (_NO_EXPORT in comms or _NO_EXPORT_SUBCONFED in comms):
+                return DropReason.NO_EXPORT
+        attrs = self.rules.egress_attrs(attrs, source, target)
+        res = evaluate(group.policy, path.prefix, attrs, target)
+        if isinstance(res, Rejected):
+            if group.policy is RFC8212_REJECT:
+                return DropReason.RFC8212_NO_POLICY
+            return DropReason.EXPORT_POLICY
+        return self._rewrite(group, path, attrs, res)
+
+    def _rewrite(self, group: _Group, path: Path, before: AttrSet, attrs: AttrSet) -> AttrSet:
+        """Mandatory attribute changes per RFC 4271 §5.1 after export policy."""
+        target, source = group.target, path.source
+        changes: dict[str, Any] = {}
+        if source is not None and attrs.unknown:
+            # RFC 4271 §5: unrecognised non-transitive attributes are not passed along;
+            # unrecognised transitive ones get the Partial bit.
+            changes["unknown"] = tuple(
+                UnknownAttribute(u.type_code, u.flags | AttrFlag.PARTIAL, u.value)
+                for u in attrs.unknown
+                if u.flags & AttrFlag.TRANSITIVE
+            )
+        mode = target.next_hop
+        if not target.is_ibgp:
+            # §5.1.2: prepend our own AS; §5.1.5: no LOCAL_PREF to external peers;
+            # RFC 4456 ORIGINATOR_ID / CLUSTER_LIST are optional non-transitive and only
+            # meaningful inside the AS; §5.1.4: a MED learned from a neighbouring AS "MUST
+            # NOT be propagated to other neighboring ASes" (one set here by export policy
+            # or on a local route may go).
+            changes["as_path"] = attrs.as_path.prepend(target.local_asn)
+            changes["local_pref"] = None
+            changes["originator_id"] = None
+            changes["cluster_list"] = ()
+            if source is not None and attrs.med is not None and attrs.med == before.med:
+                changes["med"] = None
+            # §5.1.3: to an external peer the next hop is our own address unless kept.
+            if mode is not NextHopMode.KEEP and group.nh_self is not None:
+                changes["next_hop"] = group.nh_self
+                changes["link_local_next_hop"] = None
+        else:
+            if attrs.local_pref is None:  # §5.1.5: LOCAL_PREF in every iBGP UPDATE
+                changes["local_pref"] = self.config.default_local_pref
+            if group.nh_self is not None and (
+                mode is NextHopMode.SELF or attrs.next_hop is None
+            ):
+                changes["next_hop"] = group.nh_self
+                changes["link_local_next_hop"] = None
+        return attrs.replace(**changes) if changes else attrs
+
+    # ------------------------------------------------------------------ read side
+
+    def peers_summary(self) -> list[dict[str, Any]]:
+        """One JSON-serialisable dict per configured neighbour (`show protocols`)."""
+        rows = []
+        for key, peer in sorted(self._peers.items()):
+            info = peer.info
+            fams: dict[str, dict[str, int]] = {}
+            for fam in sorted(set(peer.adj_in.families()) | set(peer.groups)):
+                received, accepted = peer.adj_in.counts(fam)
+                group = peer.groups.get(fam)
+                fams[str(fam)] = {
+                    "received": received,
+                    "accepted": accepted,
+                    "rejected": len(peer.adj_in.rejected.get(fam, ())),
+                    "advertised": 0 if group is None else group.adj_out.count_for(key),
+                }
+            rows.append({
+                "key": key,
+                "address": str(info.address),
+                "asn": info.asn,
+                "local_asn": info.local_asn,
+                "type": "ibgp" if info.is_ibgp else "ebgp",
+                "rr_client": info.rr_client,
+                "router_id": str(info.router_id),
+                "state": "established" if peer.negotiated is not None else "down",
+                "since": peer.up_since,
+                "updates_received": peer.updates_received,
+                "end_of_rib_received": sorted(str(f) for f in peer.eor_received),
+                "families": fams,
+            })
+        return rows
+
+    def routes(
+        self, family: Family | None = None, prefix: Prefix | None = None
+    ) -> list[dict[str, Any]]:
+        """Loc-RIB contents (`show route`): one dict per prefix with all its paths."""
+        rows = []
+        for fam, rib in self._ribs.items():
+            if family is not None and fam != family:
+                continue
+            if prefix is not None:
+                dest = rib.get(prefix)
+                dests = [] if dest is None else [dest]
+            else:
+                dests = sorted(rib, key=lambda d: (d.prefix.length, d.prefix.addr))
+            for dest in dests:
+                sel = dest.selection
+                multipath = () if sel is None else sel.multipath
+                rows.append({
+                    "prefix": str(dest.prefix),
+                    "family": str(fam),
+                    "reason": None if sel is None else sel.reason.name.lower(),
+                    "paths": [
+                        _path_dict(p, best=sel is not None and p is sel.best,
+                                   multipath=p in multipath)
+                        for p in dest.paths
+                    ],
+                })
+        return rows
+
+    def route_reasons(self, prefix: Prefix) -> dict[str, Any]:
+        """Why the best path won and why each other path lost or was refused."""
+        fam = family_of(prefix)
+        rib = self._ribs.get(fam)
+        dest = None if rib is None else rib.get(prefix)
+        sel = None if dest is None else dest.selection
+        result: dict[str, Any] = {"prefix": str(prefix), "family": str(fam)}
+        if sel is None:
+            result["best"] = None
+            result["reason"] = None
+            result["losers"] = [
+                {"path": p.describe(), "reason": BestReason.NEXT_HOP_UNREACHABLE.name.lower()}
+                for p in ([] if dest is None else dest.paths)
+            ]
+        else:
+            result["best"] = sel.best.describe()
+            result["reason"] = sel.reason.name.lower()
+            result["losers"] = [
+                {
+                    "path": p.describe(),
+                    "reason": r.name.lower(),
+                    "text": f"{sel.best.describe()} wins over {p.describe()}: {r.phrase}",
+                }
+                for p, r in sel.losers
+            ]
+        refused = []
+        for key, peer in sorted(self._peers.items()):
+            for nlri, why in peer.adj_in.rejected.get(fam, {}).items():
+                if nlri.prefix == prefix:
+                    refused.append({"peer": key, "path_id": nlri.path_id, "reason": why.value})
+        result["rejected"] = refused
+        return result
+
+    def _peer(self, key: str) -> _Peer:
+        try:
+            return self._peers[key]
+        except KeyError:
+            raise LocalUsageError(f"unknown peer {key!r}") from None
+
+
+def _import_result(res: AttrSet | Rejected, policy: Policy) -> AttrSet | DropReason:
+    if isinstance(res, AttrSet):
+        return res
+    return DropReason.RFC8212_NO_POLICY if policy is RFC8212_REJECT else DropReason.IMPORT_POLICY
+
+
+def _path_dict(path: Path, *, best: bool, multipath: bool) -> dict[str, Any]:
+    a = path.attrs
+    return {
+        "from": path.describe(),
+        "best": best,
+        "multipath": multipath,
+        "path_id": path.path_id,
+        "next_hop": None if a.next_hop is None else str(a.next_hop),
+        "as_path": str(a.as_path),
+        "origin": Origin(a.origin).name.lower() if a.origin in (0, 1, 2) else a.origin,
+        "med": a.med,
+        "local_pref": a.local_pref,
+        "communities": [format_community(c) for c in a.communities],
+        "large_communities": [str(c) for c in a.large_communities],
+        "originator_id": None if a.originator_id is None else str(a.originator_id),
+        "cluster_list": [str(c) for c in a.cluster_list],
+        "learned_at": path.learned_at,
+        "stale": path.stale,
+    }
