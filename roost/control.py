@@ -1,0 +1,178 @@
+"""The control socket: JSON lines over a Unix stream socket.
+
+One request per line, one response line per request, in order; a connection may carry
+any number of requests::
+
+    → {"cmd": "show peers"}
+    ← {"ok": true, "result": [...]}
+    → {"cmd": "show routes", "prefix": "172.17.9.0/24"}
+    ← {"ok": false, "error": "not a prefix: ..."}
+
+Commands (see docs/operations.md): `show status`, `show peers`, `show routes`
+(optional `prefix`), `show route-reasons` (`prefix`), `reload`.
+
+The server side runs in the daemon's event loop and calls one handler coroutine per
+request; the client is a small blocking function used by the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 1 << 20
+Handler = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+class CommandError(Exception):
+    """A request the daemon cannot serve; the message goes back to the client."""
+
+
+class ControlError(Exception):
+    """The CLI could not talk to the daemon (not running, permission, bad answer)."""
+
+
+# --------------------------------------------------------------------------- server
+
+
+class ControlServer:
+    """Serve `handler(cmd, request)` on a Unix socket at `path`."""
+
+    def __init__(self, path: str, handler: Handler) -> None:
+        self.path = path
+        self.handler = handler
+        self._server: asyncio.AbstractServer | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        directory = os.path.dirname(self.path)
+        if directory:
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+        if os.path.exists(self.path):
+            if _socket_alive(self.path):
+                raise OSError(f"control socket {self.path} is in use: is roost already running?")
+            os.unlink(self.path)  # stale, left by a daemon that was killed
+        old = os.umask(0o077)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=self.path,
+                                                           limit=MAX_LINE)
+        finally:
+            os.umask(old)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._clients):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    await _write(writer, {"ok": False, "error": "request line too long"})
+                    return
+                if not line:
+                    return
+                if not line.strip():
+                    continue
+                await _write(writer, await self._answer(line))
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            if task is not None:
+                self._clients.discard(task)
+            writer.close()
+
+    async def _answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return {"ok": False, "error": f"not JSON: {exc}"}
+        if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+            return {"ok": False, "error": 'a request is an object with a string "cmd"'}
+        try:
+            result = await self.handler(request["cmd"], request)
+        except CommandError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a bug in a handler must not take the daemon down
+            log.exception("control command %r failed", request["cmd"])
+            return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+        return {"ok": True, "result": result}
+
+
+async def _write(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+    writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    await writer.drain()
+
+
+def _socket_alive(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1.0)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+        return True
+
+
+# --------------------------------------------------------------------------- client
+
+
+def request(path: str, cmd: str, timeout: float = 10.0, **args: Any) -> Any:
+    """Send one command and return its result; raises ControlError with a one-line,
+    user-facing message for every failure."""
+    message = {"cmd": cmd, **args}
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(path)
+            s.sendall(json.dumps(message).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+    except FileNotFoundError:
+        raise ControlError(
+            f"the daemon is not running: no control socket at {path}"
+        ) from None
+    except ConnectionRefusedError:
+        raise ControlError(
+            f"the daemon is not running: nothing listens on {path} (a stale socket)"
+        ) from None
+    except PermissionError:
+        raise ControlError(f"permission denied on {path} (run as root?)") from None
+    except TimeoutError:
+        raise ControlError(f"no answer from the daemon on {path} within {timeout:g} s") from None
+    except OSError as exc:
+        raise ControlError(f"cannot talk to the daemon on {path}: {exc.strerror or exc}") from None
+    if not buf:
+        raise ControlError(f"the daemon closed the control connection on {path} without answering")
+    try:
+        answer = json.loads(buf)
+    except json.JSONDecodeError:
+        raise ControlError(f"the daemon sent an answer that is not JSON on {path}") from None
+    if not isinstance(answer, dict) or "ok" not in answer:
+        raise ControlError(f"the daemon sent an unexpected answer on {path}")
+    if not answer["ok"]:
+        raise ControlError(str(answer.get("error", "unknown error")))
+    return answer.get("result")
