@@ -13,6 +13,8 @@ from collections.abc import Generator
 
 import pytest
 
+pytest_plugins = ["tests.harness.fixtures"]
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
