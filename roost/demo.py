@@ -165,9 +165,10 @@ class Demo:
     def report(self, seconds: float) -> None:
         print(f"{self.n} hosts converged in {seconds:.1f} s (full iBGP mesh, AS64512).\n")
         for node in self.nodes:
-            print(f"== {node.name}  {node.address}  owns {node.block}; "
-                  f"`ip route show proto bird`:")
-            out = _ip("-n", node.netns, "route", "show", "proto", "bird").stdout
+            print(f"== {node.name}  {node.address}  owns {node.block}; its routing table "
+                  f"(`ip route`):")
+            # The whole table, so roost's routes show next to the kernel's own ones.
+            out = _ip("-n", node.netns, "route", "show").stdout
             for line in out.strip().splitlines():
                 print(f"   {line.rstrip()}")
         first, last = self.nodes[0], self.nodes[-1]
