@@ -18,13 +18,27 @@ Rules (STYLE.md lesson 9, BIRD's krt):
   sequence number) only for failures, so after each send the errors are read back at once.
 * A watch socket (RTNLGRP_IPV4_ROUTE, IPV6_ROUTE, LINK; no polling) restores routes of ours
   that someone deletes or changes. A BPF filter drops, in the kernel, the notifications our
-  own requests cause (they carry our socket's port id), so 100k installs cost no wake-ups.
-* All blocking netlink I/O runs in a worker thread: the event loop running BGP never waits.
+  own requests cause (they carry the port id of our request or control socket), so 100k
+  installs cost no wake-ups.
+* Route I/O (bulk sends, dumps) runs in a worker thread and pyroute2's link requests are
+  asyncio-native: the event loop running BGP never blocks on the kernel.
 
-Messages are encoded here with precompiled ``struct``s instead of pyroute2's ``rtmsg``:
-pyroute2 0.9.7 needs 64 us (``rtmsg.encode``) to 226 us (``IPBatch.route``) per route, that is
-6-22 s for 100k routes against a kernel limit of ~0.3 s (docs/benchmarks.md). The tests
-decode what this module encodes with pyroute2's ``rtmsg``, an independent decoder.
+What is pyroute2's and what is ours (the rule: never hand-roll what pyroute2 does):
+
+* pyroute2: entering the namespace (``pyroute2.netns.setns``), every link operation (an
+  ``AsyncIPRoute`` on a control socket of ours: reading links, creating and bringing up
+  tunl0), and decoding route and link notifications of the watch (``MarshalRtnl``: rtmsg,
+  ifinfmsg).
+* ours, measured (docs/benchmarks.md): the bulk route writes are encoded with precompiled
+  ``struct``s, because pyroute2 0.9.7 needs 64 us (``rtmsg.encode``) to 226 us
+  (``IPBatch.route``) per route, 6-22 s for 100k against a kernel limit of ~0.3 s. The
+  route dump read at start-up is parsed by ``parse_route``, because pyroute2 needs 4.0 s
+  (``MarshalRtnl.parse``) to 7.0 s (``rtmsg.decode``) for a dump of 100k routes, ours
+  1.4 s (the dump itself: 0.07 s). The tests check both parsers agree, and decode what we
+  encode with pyroute2.
+* ours, because pyroute2's socket cannot do it: the watch socket's I/O. pyroute2's asyncio
+  endpoint treats ENOBUFS (notifications overrun) as fatal for the socket; the sink must
+  survive it and re-read the table. Our watch socket also carries a BPF filter.
 """
 
 from __future__ import annotations
@@ -40,8 +54,14 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from types import MappingProxyType
+from typing import Any
+
+from pyroute2 import AsyncIPRoute
+from pyroute2 import netns as pyroute2_netns
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from kernel.coalesce import Coalescer
 from kernel.routes import TUNNEL_DEVICE, IPAddress, KernelRoute, NextHop, Prefix
@@ -58,7 +78,6 @@ NETLINK_GET_STRICT_CHK = 12
 SO_ATTACH_FILTER = 26
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
-CLONE_NEWNET = 0x40000000
 
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
@@ -76,7 +95,6 @@ NLMSGERR_ATTR_MSG = 1
 
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
-RTM_GETLINK = 18
 RTM_NEWROUTE = 24
 RTM_DELROUTE = 25
 RTM_GETROUTE = 26
@@ -95,9 +113,6 @@ RTN_BLACKHOLE = 6
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_NOWHERE = 255
 RTNH_F_ONLINK = 4
-IFLA_IFNAME = 3
-IFLA_LINKINFO = 18
-IFLA_INFO_KIND = 1
 IFF_UP = 0x1
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -106,7 +121,6 @@ DRAIN_ITEMS = 5_000  # changes encoded per slice (a few ms of the event loop), t
 
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table proto scope type flags
-_IFINFO = struct.Struct("=BxHiII")  # family, type, index, flags, change
 _ATTR = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _I32 = struct.Struct("=i")
@@ -174,6 +188,12 @@ def describe_error(
     if route is not None and op == "replace":
         why += f" [{ip_route_command('replace', route, metric=metric, table=table)}]"
     return KernelRouteError(prefix, op, err, f"{what}: {why}")
+
+
+def _netlink_detail(exc: NetlinkError) -> str | None:
+    """The kernel's extended-ack text of a pyroute2 NetlinkError, if it is not just strerror."""
+    text = str(exc.args[1]) if len(exc.args) > 1 else ""
+    return text if text and text != os.strerror(exc.code) else None
 
 
 def tunnel_unavailable(device: str, err: int, detail: str | None = None) -> TunnelUnavailableError:
@@ -317,14 +337,37 @@ def _addr(raw: bytes) -> IPAddress:
     return IPv4Address(raw) if len(raw) == 4 else IPv6Address(raw)
 
 
-def parse_link(buf: Buf, off: int, end: int) -> tuple[int, int, str | None]:
-    """(ifindex, flags, name) of an RTM_NEWLINK/DELLINK message."""
-    _fam, _type, index, flags, _chg = _IFINFO.unpack_from(buf, off + 16)
-    name = None
-    for atype, a, b in _attrs(buf, off + 32, end):
-        if atype == IFLA_IFNAME:
-            name = bytes(buf[a:b]).rstrip(b"\0").decode()
-    return index, flags, name
+def route_from_message(msg: Any) -> ParsedRoute | None:
+    """A route notification decoded by pyroute2 (``rtmsg``), as a ParsedRoute."""
+    family = msg["family"]
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    dst = msg.get("dst") or ("0.0.0.0" if family == socket.AF_INET else "::")
+    prefix: Prefix = ip_network(f"{dst}/{msg['dst_len']}", strict=False)
+    hops: list[tuple[IPAddress, int, bool]] = []
+    gateway = msg.get("gateway")
+    if gateway is not None:
+        hops.append((ip_address(gateway), msg.get("oif") or 0, bool(msg["flags"] & RTNH_F_ONLINK)))
+    hops.extend(
+        (ip_address(gw), nh["oif"], bool(nh["flags"] & RTNH_F_ONLINK))
+        for nh in msg.get("multipath") or ()
+        if (gw := nh.get("gateway")) is not None
+    )
+    table = msg.get("table")
+    return ParsedRoute(
+        prefix,
+        msg["table"] if table is None else table,
+        msg["proto"],
+        msg.get("priority") or 0,
+        msg["type"],
+        tuple(hops),
+    )
+
+
+def link_from_message(msg: Any) -> tuple[int, int, str | None]:
+    """(ifindex, flags, name) of a link message decoded by pyroute2 (``ifinfmsg``)."""
+    name = msg.get("ifname")
+    return msg["index"], msg["flags"], name if isinstance(name, str) else None
 
 
 def _messages(buf: Buf, n: int) -> Iterator[tuple[int, int, int, int, int, int]]:
@@ -360,7 +403,9 @@ def open_netlink(netns: str | None = None, groups: int = 0) -> socket.socket:
     """An rtnetlink socket, created inside ``netns`` (name or path) if given.
 
     A socket stays in the namespace it was created in, so a short-lived thread enters the
-    namespace (setns affects only the calling thread) and creates it there.
+    namespace with pyroute2's ``setns`` (it affects only the calling thread) and creates the
+    socket there. (pyroute2's own ``netns.create_socket`` forks a child process for this:
+    seconds under the CI VM's emulation, and a fork of a threaded process.)
     """
     if netns is None:
         return _make_socket(groups)
@@ -368,14 +413,8 @@ def open_netlink(netns: str | None = None, groups: int = 0) -> socket.socket:
 
     def enter() -> None:
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(_netns_path(netns), os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, f"setns({netns}): {os.strerror(e)}")
-            finally:
-                os.close(fd)
+            # flags=0: never create the namespace, fail if it does not exist
+            pyroute2_netns.setns(_netns_path(netns), flags=0)
             box.append(_make_socket(groups))
         except BaseException as exc:
             box.append(exc)
@@ -389,7 +428,8 @@ def open_netlink(netns: str | None = None, groups: int = 0) -> socket.socket:
 
 
 def _make_socket(groups: int) -> socket.socket:
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    # SOCK_DGRAM and SOCK_RAW are the same to netlink; pyroute2's asyncio endpoint needs DGRAM.
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
     try:
         for opt, size in ((SO_SNDBUFFORCE, 4 << 20), (SO_RCVBUFFORCE, 32 << 20)):
             try:
@@ -408,16 +448,14 @@ def _make_socket(groups: int) -> socket.socket:
     return s
 
 
-def drop_own_notifications(sock: socket.socket, portid: int) -> bool:
-    """Attach a BPF filter that drops notifications caused by socket ``portid``."""
+def drop_own_notifications(sock: socket.socket, *portids: int) -> bool:
+    """Attach a BPF filter that drops notifications caused by the sockets ``portids``."""
     # nlmsg_pid is at offset 12 in host order; BPF_LD|BPF_W|BPF_ABS loads big-endian.
-    pid_be = int.from_bytes(_U32.pack(portid), "big")
-    prog = [
-        (0x20, 0, 0, 12),  # ld [12]
-        (0x15, 0, 1, pid_be),  # jeq #pid, drop, accept
-        (0x06, 0, 0, 0),  # drop
-        (0x06, 0, 0, 0xFFFFFFFF),  # accept
-    ]
+    n = len(portids)
+    prog = [(0x20, 0, 0, 12)]  # ld [12]
+    for i, portid in enumerate(portids):  # jeq #pid, drop, next
+        prog.append((0x15, n - i, 0, int.from_bytes(_U32.pack(portid), "big")))
+    prog += [(0x06, 0, 0, 0xFFFFFFFF), (0x06, 0, 0, 0)]  # accept; drop
     insns = ctypes.create_string_buffer(b"".join(struct.pack("=HBBI", *i) for i in prog))
     try:
         sock.setsockopt(
@@ -485,21 +523,6 @@ class _Channel:
             self.sock.send(b"".join(msgs[start:]))
         self._read_errors(errors)
         return {seq - base: e for seq, e in errors.items() if 0 <= seq - base < len(msgs)}
-
-    def request(self, mtype: int, flags: int, body: bytes) -> None:
-        """One acknowledged request; raises OSError with the kernel's errno."""
-        seq = self.reserve(1)
-        self.sock.send(
-            _HDR.pack(16 + len(body), mtype, flags | NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
-        )
-        while True:
-            n = self.sock.recv_into(self.buf)
-            for mtype2, mflags, seq2, _pid, a, b in _messages(self.buf, n):
-                if mtype2 == NLMSG_ERROR and seq2 == seq:
-                    err, detail = _parse_error(self.buf, a, b, mflags)
-                    if err:
-                        raise OSError(err, detail or os.strerror(err))
-                    return
 
     def dump(self, mtype: int, body: bytes) -> Iterator[tuple[bytes, int, int, int]]:
         """Yield (buffer, type, start, end) for each message of a dump; restarts if interrupted."""
@@ -592,7 +615,10 @@ class NetlinkSink:
         self._links: dict[str, _Link] = {}
         self._names: dict[int, str] = {}
         self._chan: _Channel | None = None
+        self._ipr: AsyncIPRoute | None = None  # pyroute2 on a control socket: links
+        self._ctl: socket.socket | None = None
         self._mon: socket.socket | None = None
+        self._marshal = MarshalRtnl()  # decodes the watch's notifications
         self._mon_buf = bytearray(1 << 16)
         self._io = asyncio.Lock()
         self._flushing = asyncio.Lock()
@@ -606,10 +632,12 @@ class NetlinkSink:
     async def start(self) -> None:
         sock = await asyncio.to_thread(open_netlink, self.netns)
         self._chan = _Channel(sock)
+        self._ctl = await asyncio.to_thread(open_netlink, self.netns)
+        self._ipr = AsyncIPRoute(use_socket=self._ctl)
         if self.watch:
             groups = RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
             mon = await asyncio.to_thread(open_netlink, self.netns, groups)
-            drop_own_notifications(mon, self._chan.portid)
+            drop_own_notifications(mon, self._chan.portid, self._ctl.getsockname()[0])
             mon.setblocking(False)
             self._mon = mon
             asyncio.get_running_loop().add_reader(mon.fileno(), self._on_watch)
@@ -664,6 +692,12 @@ class NetlinkSink:
             asyncio.get_running_loop().remove_reader(self._mon.fileno())
             self._mon.close()
             self._mon = None
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
         if self._chan is not None:
             self._chan.sock.close()
             self._chan = None
@@ -691,27 +725,21 @@ class NetlinkSink:
 
     async def ensure_tunnel(self) -> None:
         """Bring the tunnel device up; create it (``ipip``) only where it is absent."""
-        chan = self._require_chan()
+        ipr = self._require_ipr()
         name = self.tunnel_device
-        async with self._io:
-            if name not in self._links:
-                body = _IFINFO.pack(0, 0, 0, 0, 0) + _attr(IFLA_IFNAME, name.encode() + b"\0")
-                body += _attr(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"ipip"))
-                try:
-                    await asyncio.to_thread(
-                        chan.request, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body
-                    )
-                except OSError as exc:
-                    if exc.errno != errno.EEXIST:  # appeared meanwhile (fallback tunl0): fine
-                        raise tunnel_unavailable(name, exc.errno or 0, exc.strerror) from None
-                self._set_links(await asyncio.to_thread(self._dump_links, chan))
-            link = self._links.get(name)
-            if link is None:
-                raise tunnel_unavailable(name, errno.ENODEV)
-            if not link.flags & IFF_UP:
-                body = _IFINFO.pack(0, 0, link.index, IFF_UP, IFF_UP)
-                await asyncio.to_thread(chan.request, RTM_NEWLINK, 0, body)
-                link.flags |= IFF_UP
+        if name not in self._links:
+            try:
+                await ipr.link("add", ifname=name, kind="ipip")
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:  # appeared meanwhile (fallback tunl0): fine
+                    raise tunnel_unavailable(name, exc.code, _netlink_detail(exc)) from None
+            self._set_links(await self._read_links())
+        link = self._links.get(name)
+        if link is None:
+            raise tunnel_unavailable(name, errno.ENODEV)
+        if not link.flags & IFF_UP:
+            await ipr.link("set", index=link.index, state="up")
+            link.flags |= IFF_UP
 
     # --- applying changes ----------------------------------------------------------
     def _kick(self) -> None:
@@ -724,6 +752,11 @@ class NetlinkSink:
             await self.flush()
         except Exception:
             log.exception("kernel sink: flushing routes failed")
+
+    def _require_ipr(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            raise RuntimeError("NetlinkSink is not started")
+        return self._ipr
 
     def _require_chan(self) -> _Channel:
         if self._chan is None:
@@ -893,13 +926,12 @@ class NetlinkSink:
             self.on_error(exc)
 
     # --- reading the kernel --------------------------------------------------------
-    def _dump_links(self, chan: _Channel) -> dict[str, _Link]:
+    async def _read_links(self) -> dict[str, _Link]:
         links: dict[str, _Link] = {}
-        for data, mtype, a, b in chan.dump(RTM_GETLINK, _IFINFO.pack(0, 0, 0, 0, 0)):
-            if mtype == RTM_NEWLINK:
-                index, flags, name = parse_link(data, a, b)
-                if name is not None:
-                    links[name] = _Link(index, flags)
+        async for msg in await self._require_ipr().link("dump"):
+            index, flags, name = link_from_message(msg)
+            if name is not None:
+                links[name] = _Link(index, flags)
         return links
 
     def _dump_routes(self, chan: _Channel) -> list[ParsedRoute]:
@@ -927,8 +959,8 @@ class NetlinkSink:
 
     async def _reconcile(self, *, initial: bool) -> None:
         chan = self._require_chan()
+        links = await self._read_links()
         async with self._io:
-            links = await asyncio.to_thread(self._dump_links, chan)
             parsed = await asyncio.to_thread(self._dump_routes, chan)
         self._set_links(links)
         self.stats["resyncs"] += 1
@@ -979,7 +1011,10 @@ class NetlinkSink:
         mon = self._mon
         if mon is None:
             return
-        portid = self._chan.portid if self._chan else -1
+        portids = {
+            self._chan.portid if self._chan else -1,
+            self._ctl.getsockname()[0] if self._ctl else -1,
+        }
         for _ in range(64):  # bounded work per wake-up
             try:
                 n = mon.recv_into(self._mon_buf)
@@ -991,15 +1026,17 @@ class NetlinkSink:
                     self._schedule_resync(0.0)
                     continue
                 raise
-            for mtype, _fl, _seq, pid, a, b in _messages(self._mon_buf, n):
-                if pid == portid:
+            for msg in self._marshal.parse(bytes(self._mon_buf[:n])):
+                header = msg["header"]
+                mtype = header["type"]
+                if header["pid"] in portids:
                     continue  # ours (when the BPF filter is unavailable)
                 if mtype in (RTM_NEWROUTE, RTM_DELROUTE):
-                    r = parse_route(self._mon_buf, a, b)
+                    r = route_from_message(msg)
                     if r is not None and r.table == self.table:
                         self._on_route_event(mtype == RTM_DELROUTE, r)
                 elif mtype in (RTM_NEWLINK, RTM_DELLINK):
-                    self._on_link_event(mtype == RTM_DELLINK, *parse_link(self._mon_buf, a, b))
+                    self._on_link_event(mtype == RTM_DELLINK, *link_from_message(msg))
         self._kick()
 
     def _on_route_event(self, deleted: bool, r: ParsedRoute) -> None:
@@ -1107,7 +1144,9 @@ __all__ = [
     "TunnelUnavailableError",
     "describe_error",
     "encode_route",
+    "link_from_message",
     "open_netlink",
     "parse_route",
+    "route_from_message",
     "same_route",
 ]

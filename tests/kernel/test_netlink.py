@@ -204,3 +204,37 @@ async def test_missing_ipip_is_reported_clearly(netns: str) -> None:
     assert any("no IPIP support (module ipip): tunnel mode" in str(e) for e in errors)
     assert dict(sink.failed()) == {DST: route}
     await sink.close()
+
+
+async def test_pyroute2_and_our_dump_parser_agree(netns: str) -> None:
+    """The watch decodes notifications with pyroute2, start-up parses dumps with ours
+    (pyroute2 is 3-5x slower there): both must read every route shape the same way."""
+    from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+    from kernel.netlink import (
+        _RTMSG,
+        RTM_GETROUTE,
+        RTM_NEWROUTE,
+        _Channel,
+        open_netlink,
+        parse_route,
+        route_from_message,
+    )
+
+    sink = await started(netns, DIRECT, ECMP, V6, blackhole(OWN))
+    ip(netns, "route add 172.17.30.0/24 via 192.168.100.1 proto static metric 100 table 100")
+    ip(netns, "-6 route add blackhole fd00:8::/64 proto bird")
+    chan = _Channel(open_netlink(netns))
+    marshal = MarshalRtnl()
+    seen = 0
+    try:
+        for family in (2, 10):
+            for data, mtype, a, b in chan.dump(RTM_GETROUTE, _RTMSG.pack(family, *[0] * 8)):
+                assert mtype == RTM_NEWROUTE
+                (msg,) = marshal.parse(data[a:b])
+                assert route_from_message(msg) == parse_route(data, a, b)
+                seen += 1
+    finally:
+        chan.sock.close()
+    assert seen >= 10
+    await sink.close()
