@@ -198,6 +198,8 @@ class AdjRibOut:
         for those members).
         """
         member_set = set(members)
+        if len(member_set) == 1:
+            return self._update_one(changes, next(iter(member_set))), {}, {}
         sent = self.sent
         common = OutDiff()
         common_withdraw = common.withdraw
@@ -235,6 +237,49 @@ class AdjRibOut:
                     if src is not None and src in member_set:
                         _deviate(src, prefix, old, new, ops, private, excluded)
         return common, private, excluded
+
+    def _update_one(
+        self, changes: Iterable[tuple[Prefix, tuple[Advert, ...]]], member: str
+    ) -> OutDiff:
+        """`update` for a group of one member, e.g. a single peer that is also the source
+        of every route (a node's only peer or reflector): no shared diff to keep apart,
+        so a prefix the member sees neither before nor after costs one dict store.
+
+        The result equals what `update` gives that member: the common diff without the
+        prefixes whose member view differs, then those prefixes' own changes.
+        """
+        sent = self.sent
+        common = OutDiff()
+        mine = OutDiff()
+        view = for_member
+        for prefix, new in changes:
+            old = sent.get(prefix, NO_ADVERTS)
+            if old is new or old == new:
+                continue
+            if new:
+                sent[prefix] = new
+            else:
+                del sent[prefix]
+            if len(new) == 1 and new[0].source == member and (
+                not old or (len(old) == 1 and old[0].source == member)
+            ):
+                continue  # its own route, now and before: the usual case, without calls
+            mine_old, mine_new = view(old, member), view(new, member)
+            if not mine_old and not mine_new:
+                continue  # e.g. its own route: nothing to send it, before or after
+            ops = change_ops(prefix, old, new)
+            if mine_old != old or mine_new != new:  # it is the source of an advert
+                mine_ops = change_ops(prefix, mine_old, mine_new)
+                if mine_ops != ops:
+                    mine.withdraw.extend(mine_ops[0])
+                    for attrs, nlri in mine_ops[1]:
+                        mine._announce(attrs, nlri)
+                    continue
+            common.withdraw.extend(ops[0])
+            for attrs, nlri in ops[1]:
+                common._announce(attrs, nlri)
+        common.merge(mine)
+        return common
 
 
 def _deviate(

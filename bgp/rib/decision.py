@@ -226,6 +226,19 @@ def resolve_cost(path: Path, resolver: NextHopResolver) -> int | None:
     return resolver.resolve(path.attrs.next_hop)
 
 
+_ONLY_PATH = BestReason.ONLY_PATH
+_NO_LOSERS: tuple[tuple[Path, BestReason], ...] = ()
+_new_tuple = tuple.__new__
+
+
+def select_only(only: Path, resolver: NextHopResolver = ALWAYS_REACHABLE) -> Selection | None:
+    """The decision for a prefix with a single candidate: it wins if it is reachable."""
+    if only.source is not None and resolver.resolve(only.attrs.next_hop) is None:
+        return None
+    # tuple.__new__ skips the NamedTuple's Python-level __new__: one per prefix on ingest.
+    return _new_tuple(Selection, (only, _ONLY_PATH, (only,), _NO_LOSERS))
+
+
 def select(
     candidates: Sequence[Path],
     resolver: NextHopResolver = ALWAYS_REACHABLE,
@@ -233,10 +246,7 @@ def select(
 ) -> Selection | None:
     """Run the decision process over all candidates; None when none is usable."""
     if len(candidates) == 1:  # the common case: one path per prefix
-        only = candidates[0]
-        if resolve_cost(only, resolver) is None:
-            return None
-        return Selection(only, BestReason.ONLY_PATH, (only,))
+        return select_only(candidates[0], resolver)
 
     losers: list[tuple[Path, BestReason]] = []
     cands: list[_Cand] = []

@@ -16,10 +16,13 @@ from bgp.rib.decision import (
     NextHopResolver,
     Selection,
     select,
+    select_only,
 )
 from bgp.rib.path import Path
 from bgp.types import Family
 from bgp.wire.prefix import Prefix
+
+_new_tuple = tuple.__new__
 
 
 class Destination:
@@ -27,11 +30,12 @@ class Destination:
 
     __slots__ = ("next_local_id", "paths", "prefix", "selection")
 
-    def __init__(self, prefix: Prefix) -> None:
+    def __init__(self, prefix: Prefix, first: Path | None = None,
+                 selection: Selection | None = None) -> None:
         self.prefix = prefix
-        self.paths: list[Path] = []
-        self.selection: Selection | None = None
-        self.next_local_id = 1
+        self.paths: list[Path] = [] if first is None else [first]
+        self.selection = selection
+        self.next_local_id = 1 if first is None else first.local_id + 1
 
     @property
     def best(self) -> Path | None:
@@ -83,14 +87,13 @@ class LocRib:
         prefix = path.prefix
         dest = self.dests.get(prefix)
         if dest is None:
-            dest = self.dests[prefix] = Destination(prefix)
+            # The first path of a prefix (all of an initial feed): the only candidate.
             path.local_id = 1
-            dest.next_local_id = 2
-            dest.paths.append(path)
-            sel = select(dest.paths, self.resolver, self.default_local_pref)
-            dest.selection = sel
-            best = None if sel is None else sel.best
-            return BestChange(prefix, None, best, sel)
+            sel = select_only(path, self.resolver)
+            self.dests[prefix] = Destination(prefix, path, sel)
+            best = None if sel is None else path
+            # tuple.__new__ skips the NamedTuple's Python-level __new__ (once per prefix).
+            return _new_tuple(BestChange, (prefix, None, best, sel, False))
         paths = dest.paths
         src, pid = path.source, path.path_id
         for i, old in enumerate(paths):
