@@ -52,6 +52,7 @@ from bgp.events import (
     UpdateReceived,
 )
 from bgp.fsm import FSM_ERROR_SUBCODE, Action, DownReason, Event, State, transition
+from bgp.graceful import hard_reset_notification
 from bgp.types import (
     BGP_VERSION,
     IPV4_UNICAST,
@@ -115,6 +116,10 @@ class SessionConfig:
     families: tuple[Family, ...] = (IPV4_UNICAST,)
     addpath: tuple[AddPathFamily, ...] = ()
     graceful_restart: GracefulRestart | None = None
+    # RFC 4724 §4.1: the capability for OPENs sent before `restart_window_until` (the
+    # restarting speaker's window: Restart State bit set); `graceful_restart` after it.
+    restart_window_gr: GracefulRestart | None = None
+    restart_window_until: float = 0.0
     route_refresh: bool = True
     extended_message: bool = True
     four_octet_as: bool = True
@@ -145,8 +150,9 @@ class SessionConfig:
     def is_ibgp(self) -> bool:
         return self.peer_asn == self.local_asn
 
-    def build_open(self) -> Open:
-        """Our OPEN with its capabilities (RFC 5492)."""
+    def build_open(self, now: float | None = None) -> Open:
+        """Our OPEN with its capabilities (RFC 5492); `now` picks the graceful restart
+        capability of the restart window."""
         caps: list[Capability] = [Multiprotocol(f) for f in self.families]
         if self.route_refresh:
             caps.append(RouteRefreshCap())
@@ -156,8 +162,15 @@ class SessionConfig:
             caps.append(FourOctetAs(self.local_asn))
         if self.addpath:
             caps.append(AddPath(self.addpath))
-        if self.graceful_restart is not None:
-            caps.append(self.graceful_restart)
+        gr = self.graceful_restart
+        if (
+            self.restart_window_gr is not None
+            and now is not None
+            and now < self.restart_window_until
+        ):
+            gr = self.restart_window_gr
+        if gr is not None:
+            caps.append(gr)
         return Open(
             asn=self.local_asn,
             hold_time=self.hold_time,
@@ -301,7 +314,9 @@ class Session:
             # RFC 8203 §2 (length extended to 255 by RFC 9003): a length octet, then UTF-8.
             text = detail.encode("utf-8")[:255]
             data = bytes((len(text),)) + text
-        self._to_send = Notification(ErrorCode.CEASE, subcode, data)
+        # RFC 8538 §3: with the N bit negotiated, a Cease that must end the session for
+        # good (and so the peer's copy of our routes) goes out as a Hard Reset.
+        self._to_send = hard_reset_notification(self.negotiated, subcode, data)
         self._dispatch(Event.MANUAL_STOP, now, detail=detail or "administrative stop")
 
     def collision_dump(self, now: float) -> None:
@@ -556,7 +571,7 @@ class Session:
         self._updates.clear()
         self.negotiated = None
         self.remote_open = None
-        self.local_open = self.config.build_open()
+        self.local_open = self.config.build_open(self._now)
 
     def _start_connect_retry_timer(self) -> None:
         if self.config.passive:
@@ -580,7 +595,7 @@ class Session:
 
     def _send_open(self) -> None:
         if self.local_open is None:
-            self.local_open = self.config.build_open()
+            self.local_open = self.config.build_open(self._now)
         self._queue_control(self.local_open)
 
     def _set_large_hold_timer(self) -> None:
@@ -590,7 +605,7 @@ class Session:
         msg = self._message
         assert isinstance(msg, Open)
         if self.local_open is None:
-            self.local_open = self.config.build_open()
+            self.local_open = self.config.build_open(self._now)
         self.remote_open = msg
         # RFC 4271 §4.2: "the calculated value [of the Hold Timer] ... MUST be the smaller
         # of its configured Hold Time and the Hold Time received in the OPEN message."

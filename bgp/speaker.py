@@ -13,7 +13,7 @@ RFC 4271 iBGP (full mesh), `reflector.rules.ReflectionRules` RFC 4456 route refl
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from bgp.policy import (
     effective_policy,
     evaluate,
 )
+from bgp.rib import graceful
 from bgp.rib.adj_in import AdjRibIn
 from bgp.rib.adj_out import (
     NO_ADVERTS,
@@ -173,8 +174,8 @@ _GroupKey = tuple[Any, ...]
 class _Group:
     """An update group: peers of one family whose export result is byte-identical."""
 
-    __slots__ = ("addpath", "adj_out", "cache", "ctx", "family", "key", "members",
-                 "nh_self", "policy", "target")
+    __slots__ = ("addpath", "adj_out", "adverts", "cache", "ctx", "family", "key",
+                 "members", "nh_self", "policy", "target")
 
     def __init__(
         self,
@@ -198,6 +199,9 @@ class _Group:
         # (attrs, source key) -> export result; valid for one batch (prefix-independent
         # export policies only), so 100k routes sharing attributes are exported once.
         self.cache: dict[tuple[AttrSet, str | None], AttrSet | DropReason] = {}
+        # The same, as the best-path-only adverts tuple: one shared object for every
+        # prefix with these attributes and source (no allocation per prefix).
+        self.adverts: dict[tuple[AttrSet, str | None], tuple[Advert, ...]] = {}
 
 
 _NO_ADVERTISE = int(WellKnownCommunity.NO_ADVERTISE)
@@ -244,6 +248,8 @@ class Speaker:
     def remove_peer(self, key: str, now: float = 0.0) -> Outbound:
         """Deconfigure a neighbour; its routes are withdrawn from everyone else."""
         out = self.peer_down(key, now) if key in self._peers else {}
+        if key in self._peers:  # and what graceful restart kept of it
+            _merge(out, self.sweep_stale(key))
         self._peers.pop(key, None)
         return out
 
@@ -258,8 +264,17 @@ class Speaker:
         info = peer.config.info
         if negotiated.peer_router_id != info.router_id and int(negotiated.peer_router_id):
             info = replace(info, router_id=negotiated.peer_router_id)
+        out: Outbound = {}
+        if graceful.has_stale(peer.adj_in):
+            if info == peer.info:
+                # RFC 4724 §4.2: the stale paths wait for the new session's routes; the
+                # Loc-RIB matches a path's source by identity, so keep the PeerInfo.
+                info = peer.info
+            else:  # another BGP Identifier: not the same speaker's routes any more
+                out = self.sweep_stale(key)
+        if not graceful.has_stale(peer.adj_in):
+            peer.adj_in = AdjRibIn(info)
         peer.info = info
-        peer.adj_in = AdjRibIn(info)
         peer.eor_received = set()
         peer.updates_received = 0
         msgs: list[bytes] = []
@@ -269,10 +284,13 @@ class Speaker:
                 diff = group.adj_out.full_table(key)
                 msgs.extend(diff.encode(fam, negotiated, self.encoder))
             msgs.append(self.encoder.end_of_rib(fam, negotiated))
-        return {key: msgs}
+        out[key] = msgs
+        return out
 
-    def peer_down(self, key: str, now: float) -> Outbound:
-        """Session gone: drop its Adj-RIB-In; withdrawals / new bests to the others."""
+    def peer_down(self, key: str, now: float, retain: Collection[Family] = ()) -> Outbound:
+        """Session gone: drop its Adj-RIB-In; withdrawals / new bests to the others.
+        Graceful restart: the routes of the families in `retain` are kept, marked stale,
+        until `sweep_stale` (see `bgp.graceful.retained_families`)."""
         peer = self._peer(key)
         if peer.negotiated is None:
             return {}
@@ -285,6 +303,10 @@ class Speaker:
         peer.negotiated = None
         peer.up_since = None
         touched: dict[Family, dict[Prefix, bool]] = {}
+        if retain:
+            # RFC 4724 §4.2 helper: `retain`'s routes stay, marked stale (bgp.rib.graceful).
+            self._remove_paths(graceful.mark_stale(peer.adj_in, retain), touched)
+            return self._propagate(touched)
         for fam, post in peer.adj_in.clear().items():
             rib = self._ribs.get(fam)
             if rib is None:
@@ -292,6 +314,21 @@ class Speaker:
             for path in post.values():
                 self._note(touched, fam, rib.remove_path(path))
         return self._propagate(touched)
+
+    def sweep_stale(self, key: str, family: Family | None = None) -> Outbound:
+        """Graceful restart: remove the peer's routes of `family` (None: all) that are
+        still stale (End-of-RIB received, or a timer ran out; RFC 4724 §4.2)."""
+        peer = self._peer(key)
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        self._remove_paths(graceful.sweep_stale(peer.adj_in, family), touched)
+        return self._propagate(touched)
+
+    def _remove_paths(self, paths: list[Path], touched: dict[Family, dict[Prefix, bool]]) -> None:
+        for path in paths:
+            fam = family_of(path.prefix)
+            rib = self._ribs.get(fam)
+            if rib is not None:
+                self._note(touched, fam, rib.remove_path(path))
 
     # ------------------------------------------------------------------ routes in
 
@@ -363,6 +400,12 @@ class Speaker:
         if not info.is_ibgp and work.local_pref is not None:
             # RFC 4271 §5.1.5: LOCAL_PREF from an external peer "MUST be ignored".
             work = work.replace(local_pref=None)
+        if not info.is_ibgp and (work.originator_id is not None or work.cluster_list):
+            # RFC 7606 §7.9 / §7.10: "If the ORIGINATOR_ID [CLUSTER_LIST] attribute is
+            # received from an external neighbor, it SHALL be discarded using the approach
+            # of 'attribute discard'." (Else it would trip our RFC 4456 loop checks, count
+            # in the decision and go on unchanged to our iBGP peers.)
+            work = work.replace(originator_id=None, cluster_list=())
         drop: DropReason | None = None
         # RFC 4271 §9.1.2: a route whose AS_PATH contains our own AS is not used
         # (BIRD `allow local as N` permits N occurrences).
@@ -374,7 +417,8 @@ class Speaker:
         fixed: AttrSet | DropReason | None = drop
         if drop is None and policy.prefix_independent:
             fixed = _import_result(evaluate(policy, Prefix(0, 0, 0), work, info), policy)
-        note = self._note
+        changes: list[BestChange | None] = []
+        changed = changes.append
         for nlri in nlris:
             if store_pre:
                 pre[nlri] = attrs
@@ -387,27 +431,45 @@ class Speaker:
                     continue  # identical re-announcement
                 if rejected:
                     rejected.pop(nlri, None)
-                path = Path(nlri.prefix, result, info, nlri.path_id, now)
+                prefix, path_id = nlri
+                path = Path(prefix, result, info, path_id, now)
                 post[nlri] = path
-                note(touched, fam, rib.add_path(path))
+                changed(rib.add_path(path))
             else:
                 rejected[nlri] = result
                 if old is not None:
                     del post[nlri]
-                    note(touched, fam, rib.remove_path(old))
+                    changed(rib.remove_path(old))
+        self._note_all(touched, fam, changes)
 
     def _note(
         self, touched: dict[Family, dict[Prefix, bool]], fam: Family, change: BestChange | None
     ) -> None:
-        if change is None:
-            return
+        if change is not None:
+            self._note_all(touched, fam, (change,))
+
+    def _note_all(
+        self,
+        touched: dict[Family, dict[Prefix, bool]],
+        fam: Family,
+        changes: Iterable[BestChange | None],
+    ) -> None:
+        """Record the changed prefixes of one family (True: the best path or ECMP set
+        moved) and tell `on_best_change`; one call per batch, not per prefix."""
         prefixes = touched.get(fam)
-        if prefixes is None:
-            prefixes = touched[fam] = {}
-        best_changed = change.best_changed
-        prefixes[change.prefix] = prefixes.get(change.prefix, False) or best_changed
-        if best_changed and self.on_best_change is not None:
-            self.on_best_change(fam, change.prefix, change.selection)
+        callback = self.on_best_change
+        for change in changes:
+            if change is None:
+                continue
+            if prefixes is None:
+                prefixes = touched[fam] = {}
+            prefix, old, new, selection, multipath_changed = change
+            if old is not new or multipath_changed:  # BestChange.best_changed
+                prefixes[prefix] = True
+                if callback is not None:
+                    callback(fam, prefix, selection)
+            elif prefix not in prefixes:
+                prefixes[prefix] = False
 
     # ------------------------------------------------------------------ origination
 
@@ -496,6 +558,7 @@ class Speaker:
                 if adverts:
                     sent[dest.prefix] = adverts
             group.cache.clear()
+            group.adverts.clear()
             self._groups[key] = group
         group.members[peer.info.key] = ctx
         peer.groups[fam] = group
@@ -511,14 +574,17 @@ class Speaker:
                 continue
             rib = self._ribs[group.family]
             dests = rib.dests
+            adverts = self._adverts
             if group.addpath:
-                items = prefixes
+                changes = [(prefix, adverts(group, dests.get(prefix))) for prefix in prefixes]
             else:  # only the best path is advertised: skip prefixes whose best is unchanged
-                items = {p: True for p, best_changed in prefixes.items() if best_changed}
-            changes = [
-                (prefix, self._adverts(group, dests.get(prefix))) for prefix in items
-            ]
+                changes = [
+                    (prefix, adverts(group, dests.get(prefix)))
+                    for prefix, best_changed in prefixes.items()
+                    if best_changed
+                ]
             group.cache.clear()
+            group.adverts.clear()
             common, private, excluded = group.adj_out.update(changes, group.members)
             common_bytes: list[bytes] | None = None
             for member, ctx in group.members.items():
@@ -546,10 +612,16 @@ class Speaker:
         sel = dest.selection
         if not group.addpath:
             best = sel.best
+            source = best.source
+            key = (best.attrs, None if source is None else source.key)
+            cached = group.adverts.get(key) if group.policy.prefix_independent else None
+            if cached is not None:
+                return cached
             res = self._export(group, best)
-            if isinstance(res, AttrSet):
-                return (Advert(0, res, best.source_key),)
-            return NO_ADVERTS
+            out = (Advert(0, res, key[1]),) if isinstance(res, AttrSet) else NO_ADVERTS
+            if group.policy.prefix_independent:
+                group.adverts[key] = out
+            return out
         # RFC 7911: with ADD-PATH send, every usable candidate is advertised under its
         # own stable local path id (BIRD `add paths tx`).
         adverts = []
@@ -729,6 +801,11 @@ class Speaker:
             return self._peers[key]
         except KeyError:
             raise LocalUsageError(f"unknown peer {key!r}") from None
+
+
+def _merge(out: Outbound, more: Outbound) -> None:
+    for key, msgs in more.items():
+        out.setdefault(key, []).extend(msgs)
 
 
 def _import_result(res: AttrSet | Rejected, policy: Policy) -> AttrSet | DropReason:

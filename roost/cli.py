@@ -55,6 +55,7 @@ def main() -> None:
       roost run -c /etc/roost/roost.toml       run the daemon in the foreground
       roost show peers                         sessions of the running daemon
       roost show routes [PREFIX]               learned and originated routes
+      roost graceful-restart                   stop for a restart, peers keep our routes
       roost demo                               6 hosts in network namespaces (root)
 
     Configuration: docs/configuration.md. Operations: docs/operations.md.
@@ -142,6 +143,50 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=False))
 
 
+@main.command("graceful-restart", context_settings=CONTEXT)
+@_socket_option
+@click.option("--timeout", default=15.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for the daemon to exit.")
+def graceful_restart(socket_path: str | None, config_path: str | None, as_json: bool,
+                     timeout: float) -> None:
+    """Stop the daemon for a restart or an upgrade, keeping every route.
+
+    Like BIRD's `birdc graceful restart`: the daemon closes every session WITHOUT a
+    NOTIFICATION, so that graceful restart helpers (roost, BIRD, FRR, GoBGP) keep its
+    routes for its restart time, leaves its routes in the kernel and exits 0. Start it
+    again within the restart time (`[router] graceful_restart`, default 120 s): it adopts
+    its kernel routes, tells its peers it restarted (RFC 4724 Restart State bit) and
+    resynchronises. Returns once the daemon has exited.
+    """
+    result = _ask(socket_path, config_path, "graceful-restart")
+    path = socket_path or (_load(config_path).control.socket if config_path else None) \
+        or DEFAULT_SOCKET
+    pid = int(result.get("pid", 0)) if isinstance(result, dict) else 0
+    deadline = time.monotonic() + timeout
+    while _pid_running(pid) or control.socket_alive(path):
+        if time.monotonic() > deadline:
+            _fail(f"the daemon (pid {pid}) has not exited after {timeout:g} s")
+        time.sleep(0.05)
+    if as_json:
+        _print_json({**result, "exited": True})
+    else:
+        click.echo(f"roost (pid {pid}) stopped for a graceful restart: sessions closed "
+                   f"without NOTIFICATION, {result.get('kernel_routes', 0)} kernel route(s) "
+                   f"kept; start it again within its restart time")
+
+
+def _pid_running(pid: int) -> bool:
+    """`pid` exists and is not a zombie (Linux /proc)."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 @main.group(context_settings=CONTEXT)
 def show() -> None:
     """Query a running daemon over its control socket."""
@@ -188,7 +233,8 @@ def show_peers(socket_path: str | None, config_path: str | None, as_json: bool) 
 def show_routes(
     prefix: str | None, socket_path: str | None, config_path: str | None, as_json: bool
 ) -> None:
-    """Routes in the Loc-RIB (all paths; `*` best, `=` multipath), or those of PREFIX."""
+    """Routes in the Loc-RIB (all paths; `*` best, `=` multipath), or those of PREFIX.
+    A path kept by graceful restart while its peer restarts is marked `(stale)`."""
     args = {"prefix": prefix} if prefix else {}
     routes = _ask(socket_path, config_path, "show routes", **args)
     if as_json:
@@ -202,7 +248,7 @@ def show_routes(
             rows.append([
                 mark + " " + (route["prefix"] if first else ""),
                 path.get("next_hop") or "-",
-                path.get("from") or "-",
+                (path.get("from") or "-") + (" (stale)" if path.get("stale") else ""),
                 path.get("as_path") or "-",
                 _fmt(path.get("local_pref")),
                 _fmt(path.get("med")),

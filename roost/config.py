@@ -71,10 +71,16 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class GracefulRestart:
-    """RFC 4724 graceful restart: advertised in OPEN; `restart_time` in seconds (≤ 4095)."""
+    """RFC 4724 graceful restart: advertised in OPEN; `restart_time` in seconds (≤ 4095)
+    is how long peers keep our routes while we restart and our restart window;
+    `stale_time` bounds how long we keep a restarted peer's stale routes waiting for its
+    End-of-RIB; `notification` is the RFC 8538 N bit (graceful restart after
+    NOTIFICATIONs other than Hard Reset)."""
 
     enabled: bool = True
     restart_time: int = 120
+    stale_time: int = 360
+    notification: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,8 +654,10 @@ class _Validator:
             return GracefulRestart()
         enabled = gt.get("enabled", _bool, True)
         restart = gt.get("restart_time", _range_int(1, 4095), 120)
+        stale = gt.get("stale_time", _range_int(1, 86400), 360)
+        notification = gt.get("notification", _bool, True)
         gt.done()
-        return GracefulRestart(enabled, restart)
+        return GracefulRestart(enabled, restart, stale, notification)
 
     # ---------------------------------------------------------------- [control]
 

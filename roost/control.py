@@ -9,7 +9,7 @@ any number of requests::
     ← {"ok": false, "error": "not a prefix: ..."}
 
 Commands (see docs/operations.md): `show status`, `show peers`, `show routes`
-(optional `prefix`), `show route-reasons` (`prefix`), `reload`.
+(optional `prefix`), `show route-reasons` (`prefix`), `reload`, `graceful-restart`.
 
 The server side runs in the daemon's event loop and calls one handler coroutine per
 request; the client is a small blocking function used by the CLI.
@@ -121,6 +121,11 @@ class ControlServer:
 async def _write(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:
     writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
     await writer.drain()
+
+
+def socket_alive(path: str) -> bool:
+    """A daemon answers connections on `path`."""
+    return _socket_alive(path)
 
 
 def _socket_alive(path: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import json
 import logging
@@ -55,7 +56,7 @@ from bgp.session import SessionConfig
 from bgp.speaker import Outbound, PeerConfigForSpeaker, Speaker, SpeakerConfig
 from bgp.types import AddPathMode, CeaseSubcode, Family
 from bgp.wire.attributes import LargeCommunity
-from bgp.wire.capabilities import AddPathFamily, GracefulRestart, GracefulRestartFamily
+from bgp.wire.capabilities import AddPathFamily
 from bgp.wire.model import Negotiated, Update
 from bgp.wire.prefix import Prefix
 from kernel import (
@@ -73,6 +74,7 @@ from reflector.rules import ReflectionRules
 from roost import __version__
 from roost import config as cfg
 from roost.control import CommandError, ControlServer
+from roost.graceful import GracefulRestartHelper, RestartWindow
 
 log = logging.getLogger("roost")
 
@@ -242,6 +244,13 @@ class Daemon:
         self._flush_task: asyncio.Task[None] | None = None
         self.speaker = Speaker(self._speaker_config(config), rules=self._rules(config),
                                on_best_change=self._on_best_change)
+        # Graceful restart (roost/graceful.py): helper timers, our restart window, and
+        # whether `graceful-restart` asked us to stop without NOTIFICATIONs.
+        self.graceful = GracefulRestartHelper(
+            self.speaker, self.dispatch,
+            stale_time=config.router.graceful_restart.stale_time)
+        self.restart_window: RestartWindow | None = None
+        self._graceful_stop = False
         self.sink = sink if sink is not None else self._make_sink(config)
         self.tunnel = self._tunnel_policy(config) if self.sink is not None else None
         self.listener = Listener(
@@ -308,12 +317,15 @@ class Daemon:
         modes = {"off": 0, "receive": AddPathMode.RECEIVE, "send": AddPathMode.SEND,
                  "both": AddPathMode.BOTH}
         mode = modes[p.add_paths]
-        gr = None
+        gr = gr_window = None
+        window_until = 0.0
         if r.graceful_restart.enabled and p.graceful_restart:
-            gr = GracefulRestart(
-                restart_time=r.graceful_restart.restart_time,
-                families=tuple(GracefulRestartFamily(f) for f in p.families),
-            )
+            window = self.restart_window
+            if window is None:  # not started (tests): the steady-state capability
+                window = RestartWindow(warm=False, restart_time=r.graceful_restart.restart_time,
+                                       until=0.0, notification=r.graceful_restart.notification)
+            gr_window, gr = window.capabilities(p.families)
+            window_until = window.until
         session = SessionConfig(
             local_asn=r.asn,
             router_id=r.router_id,
@@ -326,6 +338,8 @@ class Daemon:
             families=p.families,
             addpath=tuple(AddPathFamily(f, mode) for f in p.families) if mode else (),
             graceful_restart=gr,
+            restart_window_gr=gr_window,
+            restart_window_until=window_until,
         )
         local = p.local_address
         if local is None:
@@ -392,6 +406,7 @@ class Daemon:
         try:
             if self.sink is not None:
                 await self.sink.start()
+            self._open_restart_window()
             for prefix in c.router.prefixes:
                 self._originate(prefix)
             for p in c.peers:
@@ -418,6 +433,30 @@ class Daemon:
         log.info("listening on %s port %d; control socket %s", hosts, self.listener.port,
                  c.control.socket)
 
+    def _open_restart_window(self) -> None:
+        """RFC 4724 §4.1: routes of ours still in the kernel (adopted by the sink) mean
+        that our forwarding state survived: restart window with the R and F bits."""
+        gr = self.config.router.graceful_restart
+        warm = self.sink is not None and len(self.sink.installed()) > 0
+        self.restart_window = RestartWindow(
+            warm=warm, restart_time=gr.restart_time,
+            until=asyncio.get_running_loop().time() + gr.restart_time,
+            notification=gr.notification)
+        if gr.enabled and warm:
+            log.info("graceful restart: %d route(s) of an earlier run kept in the kernel; "
+                     "restart window %d s (Restart State and Forwarding State bits)",
+                     len(self.sink.installed()) if self.sink is not None else 0,
+                     gr.restart_time)
+
+    def graceful_stop(self) -> None:
+        """`roost graceful-restart`: stop without a NOTIFICATION on any session, so that
+        every graceful restart helper keeps our routes (RFC 4724 §4.1; BIRD `graceful
+        restart`), and keep the kernel routes for the next run to adopt."""
+        log.info("graceful restart: closing every session without NOTIFICATION; kernel "
+                 "routes kept")
+        self._graceful_stop = True
+        self.stop()
+
     def _on_stop_signal(self, sig: int) -> None:
         log.info("%s: shutting down (Cease to every peer)", signal.Signals(sig).name)
         self.stop()
@@ -432,8 +471,11 @@ class Daemon:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+        self.graceful.close()
         await asyncio.gather(
-            *(s.peer.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN) for s in self.peers.values()),
+            *(s.peer.close_without_notification() if self._graceful_stop
+              else s.peer.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN)
+              for s in self.peers.values()),
             return_exceptions=True,
         )
         with contextlib.suppress(Exception):
@@ -442,7 +484,8 @@ class Daemon:
             await self.control.stop()
         if self.sink is not None:
             try:
-                await self.sink.close(flush_routes=self.flush_on_exit)
+                await self.sink.close(
+                    flush_routes=self.flush_on_exit and not self._graceful_stop)
             except Exception as exc:
                 log.error("kernel: closing the route sink failed: %s", exc)
         log.info("stopped%s", "; kernel routes removed" if self.flush_on_exit else "")
@@ -455,7 +498,11 @@ class Daemon:
     async def _prune_later(self) -> None:
         """Remove routes of ours left in the kernel by an earlier run once every peer has
         sent End-of-RIB, or after PRUNE_AFTER seconds (whichever is first)."""
-        deadline = time.monotonic() + PRUNE_AFTER
+        gr = self.config.router.graceful_restart
+        wait = PRUNE_AFTER
+        if gr.enabled and self.restart_window is not None and self.restart_window.warm:
+            wait = max(wait, float(gr.restart_time))  # RFC 4724 §4.1 restart window
+        deadline = time.monotonic() + wait
         static = [s for s in self.peers.values() if s.config.kind != "dynamic"]
         while time.monotonic() < deadline and not all(s.eor for s in static):
             await asyncio.sleep(0.5)
@@ -592,6 +639,7 @@ class Daemon:
             await state.peer.stop(subcode)
             self.listener.remove_peer(state.peer)
             self.dispatch(self.speaker.remove_peer(key, time.time()))
+            self.graceful.forget(key)
         for key, p in wanted.items():
             if key not in self.peers:
                 if key not in reset:
@@ -623,8 +671,13 @@ class Daemon:
             return self.speaker.route_reasons(_parse_prefix(req["prefix"]))
         if cmd == "reload":
             return await self.reload()
+        if cmd == "graceful-restart":
+            # Answer first, then stop (the control server closes during shutdown).
+            asyncio.get_running_loop().call_later(0.05, self.graceful_stop)
+            return {"pid": os.getpid(), "peers": len(self.peers),
+                    "kernel_routes": 0 if self.sink is None else len(self.sink.installed())}
         raise CommandError(f"unknown command {cmd!r} (show status | show peers | "
-                           f"show routes | show route-reasons | reload)")
+                           f"show routes | show route-reasons | reload | graceful-restart)")
 
     def status(self) -> dict[str, Any]:
         c = self.config
@@ -670,6 +723,7 @@ class Daemon:
                 "last_update": state.last_update,
                 "passive": p.passive,
                 "rr_client": p.rr_client,
+                "route_reflector": p.route_reflector,
                 "router_id": s.get("router_id") if neg is not None else None,
                 "received": sum(f["received"] for f in fams.values()),
                 "accepted": sum(f["accepted"] for f in fams.values()),
@@ -719,6 +773,7 @@ class _Handler:
                  peer.name, self.key, negotiated.peer_asn, negotiated.peer_router_id,
                  negotiated.hold_time, fams,
                  ", ADD-PATH" if negotiated.addpath_receive or negotiated.addpath_send else "")
+        self.daemon.graceful.session_up(self.key, negotiated)
         self.daemon.dispatch(self.daemon.speaker.peer_up(self.key, negotiated, time.time()))
 
     def on_update(self, peer: BgpPeer, update: Update) -> None:
@@ -734,6 +789,7 @@ class _Handler:
         if state is not None:
             state.eor = True
             log.debug("%s: End-of-RIB %s", peer.name, family)
+            self.daemon.graceful.end_of_rib(self.key, family)
 
     def on_route_refresh(self, peer: BgpPeer, family: Family, subtype: int) -> None:
         if self._state(peer) is None:
@@ -746,11 +802,14 @@ class _Handler:
         if state is None:
             return
         state.since = time.time()
-        log.info("%s (%s): down: %s; its routes are withdrawn", peer.name, self.key,
-                 _down_text(event))
-        # Graceful restart (keeping the peer's routes as stale) is not implemented yet:
-        # the routes leave the Loc-RIB, the kernel and the other peers at once.
-        self.daemon.dispatch(self.daemon.speaker.peer_down(self.key, time.time()))
+        # RFC 4724 §4.2 / RFC 8538 §4: keep the routes of a peer that may be restarting
+        # as stale (roost/graceful.py); otherwise they leave the Loc-RIB, the kernel and
+        # the other peers at once.
+        retain = self.daemon.graceful.session_down(self.key, event)
+        log.info("%s (%s): down: %s; %s", peer.name, self.key, _down_text(event),
+                 f"graceful restart: its {', '.join(sorted(map(str, retain)))} routes are "
+                 f"kept as stale" if retain else "its routes are withdrawn")
+        self.daemon.dispatch(self.daemon.speaker.peer_down(self.key, time.time(), retain))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -807,11 +866,22 @@ def _describe_os_error(exc: Exception, config: cfg.Config) -> str:
     return str(exc)
 
 
+#: The cyclic garbage collector's generation thresholds in the daemon process. A feed
+#: creates a few long-lived objects per prefix; with CPython's default (700, 10, 10) the
+#: collector runs every 700 of them and re-scans the growing RIB in full collections,
+#: which took more than half of the time to take in 100k routes (bench/receive.py).
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
 def main(config: cfg.Config, *, flush_on_exit: bool = False) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
     async def _main() -> int:
         return await Daemon(config, flush_on_exit=flush_on_exit).run()
 
+    # Process-wide, so here rather than in Daemon (which tests embed): what start-up
+    # allocated (modules, configuration) lives for good and need not be scanned again.
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()
     return asyncio.run(_main())
 
 

@@ -328,6 +328,25 @@ class BgpPeer:
             if not await proto.wait_closed(flush_timeout):
                 proto.abort()
 
+    async def close_without_notification(self, flush_timeout: float = 1.0) -> None:
+        """Graceful restart (RFC 4724 §4.1): close every connection with no NOTIFICATION
+        (queued bytes are still written, then FIN), so that a helper sees the TCP session
+        end and keeps our routes. No more events reach the handler. The peer can be
+        started again."""
+        if not self._started:
+            return
+        self._started = False
+        self._cancel_connect()
+        protos = [p for p in (self._proto, self._second) if p is not None]
+        for proto in protos:
+            proto.retire()
+            if proto.transport is not None:
+                proto.transport.close()
+        self._second = None
+        for proto in protos:
+            if not await proto.wait_closed(flush_timeout):
+                proto.abort()
+
     # ------------------------------------------------------------------ sending
 
     def send(self, messages: Iterable[bytes]) -> None:

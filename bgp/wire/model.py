@@ -151,6 +151,10 @@ class Notification:
         return cls(error.code, error.subcode, error.data)
 
     def describe(self) -> str:
+        if self.code == 6 and self.subcode == 9 and len(self.data) >= 2:
+            # RFC 8538 §3: a Cease / Hard Reset carries the NOTIFICATION it stands for.
+            inner = Notification(self.data[0], self.data[1], self.data[2:])
+            return f"CEASE/9 (hard reset: {inner.describe()})"
         return ProtocolError(self.code, self.subcode).describe() + (
             f" data={self.data.hex()}" if self.data else ""
         )
