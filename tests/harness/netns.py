@@ -460,9 +460,18 @@ class Lab:
         return left
 
     def kill_pids(self, pids: set[int], grace: float = 5.0) -> None:
-        """SIGTERM, wait up to ``grace`` s, SIGKILL.  Only call with pids we started."""
+        """SIGTERM, wait up to ``grace`` s, SIGKILL.  Only call with pids we started.
+
+        ``grace <= 0`` is a crash (``Daemon.kill``): SIGKILL alone.  A SIGTERM sent just
+        before it would race it - BIRD, for one, handles SIGTERM by sending every peer a
+        Cease (Administrative Shutdown) within a millisecond, which ends a graceful
+        restart (RFC 4724) that the crash was meant to start."""
         pids = {p for p in pids if p > 1 and p != os.getpid() and pid_alive(p)}
         if not pids:
+            return
+        if grace <= 0:
+            self._signal_pids(pids, signal.SIGKILL)
+            self._wait_gone(pids, 2.0)
             return
         self._signal_pids(pids, signal.SIGTERM)
         left = self._wait_gone(pids, grace)
