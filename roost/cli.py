@@ -56,6 +56,7 @@ def main() -> None:
       roost show peers                         sessions of the running daemon
       roost show routes [PREFIX]               learned and originated routes
       roost graceful-restart                   stop for a restart, peers keep our routes
+      roost refresh PEER [--in|--out]          soft reset: ROUTE-REFRESH / re-send
       roost demo                               6 hosts in network namespaces (root)
 
     Configuration: docs/configuration.md. Operations: docs/operations.md.
@@ -89,6 +90,9 @@ def run(config_path: str, flush_on_exit: bool, log_level: str) -> None:
     )
     from roost import daemon
 
+    # pyroute2 logs whole netlink messages at DEBUG; roost's own debug lines only. After
+    # the import above: importing pyroute2 (via kernel) sets its logger's level to NOTSET.
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     try:
         code = daemon.main(config, flush_on_exit=flush_on_exit)
     except daemon.StartupError as exc:
@@ -185,6 +189,35 @@ def _pid_running(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+@main.command("refresh", context_settings=CONTEXT)
+@click.argument("peer")
+@click.option("--in", "direction", flag_value="in", default=True,
+              help="Ask PEER to send its routes again: a ROUTE-REFRESH (soft reset in; "
+                   "the default).")
+@click.option("--out", "direction", flag_value="out",
+              help="Send our routes to PEER again (soft reset out).")
+@click.option("--family", metavar="FAMILY",
+              help="Only this family (ipv4-unicast, ipv6-unicast); default: every "
+                   "negotiated family.")
+@_socket_option
+def refresh(peer: str, direction: str, family: str | None, socket_path: str | None,
+            config_path: str | None, as_json: bool) -> None:
+    """Soft reset of one session (PEER = address or name), without dropping it.
+
+    --in sends a ROUTE-REFRESH (RFC 2918; the peer must have negotiated route refresh),
+    --out re-sends our whole Adj-RIB-Out for the family.
+    """
+    args: dict[str, Any] = {"peer": peer, "direction": direction}
+    if family:
+        args["family"] = family
+    result = _ask(socket_path, config_path, "refresh", **args)
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(f"{result['peer']}: refresh {result['direction']} "
+                   f"({', '.join(result['families'])})")
 
 
 @main.group(context_settings=CONTEXT)

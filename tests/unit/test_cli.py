@@ -49,6 +49,41 @@ def test_check_ok(tmp_path: Path) -> None:
     assert "Node_192_168_100_101" in result.output
 
 
+def test_run_debug_log_leaves_out_pyroute2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--log-level debug` is roost's debug: pyroute2's (whole netlink messages) stays
+    out, even though importing pyroute2 resets its logger's level."""
+    import logging
+
+    from roost import daemon
+
+    path = tmp_path / "node.toml"
+    path.write_text(GOOD)
+    seen: dict[str, bool] = {}
+
+    def fake_main(config: object, *, flush_on_exit: bool) -> int:
+        core = logging.getLogger("pyroute2.netlink.core")
+        seen["roost debug"] = logging.getLogger("roost").isEnabledFor(logging.DEBUG)
+        seen["pyroute2 debug"] = core.isEnabledFor(logging.DEBUG)
+        seen["pyroute2 warning"] = core.isEnabledFor(logging.WARNING)
+        return 0
+
+    root, pyroute2_log = logging.getLogger(), logging.getLogger("pyroute2")
+    levels = root.level, pyroute2_log.level
+    # basicConfig does nothing under pytest (the root logger has handlers): set its level
+    root.setLevel(logging.DEBUG)
+    pyroute2_log.setLevel(logging.NOTSET)  # as importing pyroute2 leaves it
+    monkeypatch.setattr(daemon, "main", fake_main)
+    try:
+        result = _run("run", "-c", str(path), "--log-level", "debug")
+    finally:
+        root.setLevel(levels[0])
+        pyroute2_log.setLevel(levels[1])
+    assert result.exit_code == 0, result.output
+    assert seen == {"roost debug": True, "pyroute2 debug": False, "pyroute2 warning": True}
+
+
 def test_check_broken_file_names_file_line_key(tmp_path: Path) -> None:
     path = tmp_path / "rr.toml"
     path.write_text(GOOD[: GOOD.rindex("asn")] + "asn = 0\n")
