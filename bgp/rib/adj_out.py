@@ -245,12 +245,16 @@ class AdjRibOut:
         of every route (a node's only peer or reflector): no shared diff to keep apart,
         so a prefix the member sees neither before nor after costs one dict store.
 
-        The result equals what `update` gives that member: the common diff without the
-        prefixes whose member view differs, then those prefixes' own changes.
+        The result equals what `update` gives that member, byte for byte: the common diff
+        without the prefixes whose member view differs, then those prefixes' own changes.
+        The general path files every change under its attribute set before it leaves the
+        member's own prefixes out, and that first filing fixes the order of the UPDATEs;
+        so a prefix left out here still reserves its attribute sets' place (`order`).
         """
         sent = self.sent
         common = OutDiff()
         mine = OutDiff()
+        order = common.announce  # buckets in the general path's order; empty ones dropped
         view = for_member
         for prefix, new in changes:
             old = sent.get(prefix, NO_ADVERTS)
@@ -263,14 +267,20 @@ class AdjRibOut:
             if len(new) == 1 and new[0].source == member and (
                 not old or (len(old) == 1 and old[0].source == member)
             ):
-                continue  # its own route, now and before: the usual case, without calls
-            mine_old, mine_new = view(old, member), view(new, member)
-            if not mine_old and not mine_new:
-                continue  # e.g. its own route: nothing to send it, before or after
+                # its own route, now and before: the usual case, without calls (the
+                # general path announces `new` to the others: change_ops of old != new)
+                if new[0].attrs not in order:
+                    order[new[0].attrs] = []
+                continue
             ops = change_ops(prefix, old, new)
+            mine_old, mine_new = view(old, member), view(new, member)
+            if not mine_old and not mine_new:  # e.g. its own route: nothing to send it
+                _reserve(order, ops[1])
+                continue
             if mine_old != old or mine_new != new:  # it is the source of an advert
                 mine_ops = change_ops(prefix, mine_old, mine_new)
                 if mine_ops != ops:
+                    _reserve(order, ops[1])
                     mine.withdraw.extend(mine_ops[0])
                     for attrs, nlri in mine_ops[1]:
                         mine._announce(attrs, nlri)
@@ -278,8 +288,17 @@ class AdjRibOut:
             common.withdraw.extend(ops[0])
             for attrs, nlri in ops[1]:
                 common._announce(attrs, nlri)
+        if not all(order.values()):
+            common.announce = {attrs: nlri for attrs, nlri in order.items() if nlri}
         common.merge(mine)
         return common
+
+
+def _reserve(order: dict[AttrSet, list[Nlri]], announce: list[tuple[AttrSet, Nlri]]) -> None:
+    """Give the attribute sets of `announce` their place in `order` without NLRI."""
+    for attrs, _nlri in announce:
+        if attrs not in order:
+            order[attrs] = []
 
 
 def _deviate(
