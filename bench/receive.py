@@ -435,10 +435,12 @@ def report(path: str, run_ids: list[str] | None) -> None:
 # --------------------------------------------------------------------------- offline
 
 
-def offline(n: int, profile: bool, reps: int) -> None:
+def offline(n: int, profile: bool, reps: int, batch: int = 16) -> None:
     """The receive path without sockets: BIRD-like UPDATEs (ORIGIN, AS_PATH, NEXT_HOP, as
     many /32s per 4096-octet UPDATE as fit) through FrameBuffer, decode_message and
-    Speaker.receive_update, as the daemon calls them; for profiling."""
+    Speaker.receive_updates, `batch` UPDATEs per call (16: one 64-KiB socket read, as the
+    daemon gets them; 1: one call per UPDATE); for profiling. The first rep also prints
+    the growth of this process's VmRSS per route (the RIB, kept until then)."""
     from bgp.rib.path import PeerInfo
     from bgp.speaker import PeerConfigForSpeaker, Speaker, SpeakerConfig
     from bgp.types import IPV4_UNICAST
@@ -473,28 +475,38 @@ def offline(n: int, profile: bool, reps: int) -> None:
         frames = FrameBuffer()
         frames.feed(stream)
         decode = 0.0
+        updates: list[Update] = []
         t0, c0 = time.perf_counter(), time.process_time()
         while (frame := frames.next_frame()) is not None:
             t1 = time.perf_counter()
             update = decode_message(frame[0], frame[1], ctx)
             decode += time.perf_counter() - t1
             assert isinstance(update, Update)
-            speaker.receive_update(S_ADDR, update, time.time())
+            updates.append(update)
+            if len(updates) >= batch:
+                speaker.receive_updates(S_ADDR, updates, time.time())
+                updates = []
+        speaker.receive_updates(S_ADDR, updates, time.time())
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         got = speaker.peers_summary()[0]["families"]["ipv4-unicast"]["accepted"]
         assert got == n, (got, n)
+        kept.append(speaker)
         return total, cpu, decode
 
+    kept: list[Any] = []  # the first rep's speaker stays alive for its RSS
+    rss0 = rss_kb(os.getpid())
     if profile:
         prof = cProfile.Profile()
         prof.runcall(once)
         pstats.Stats(prof).sort_stats("tottime").print_stats(20)
         return
-    for _ in range(reps):
+    for rep in range(reps):
         total, cpu, decode = once()
+        rss = f", RSS +{(rss_kb(os.getpid()) - rss0) * 1024 / n:.0f} B/route" if rep == 0 else ""
+        del kept[1:]
         print(f"{n} prefixes: {total * 1000:.0f} ms ({cpu * 1000:.0f} ms CPU, "
               f"{n / total:,.0f} prefixes/s), decode {decode * 1000:.0f} ms, "
-              f"speaker {(total - decode) * 1000:.0f} ms")
+              f"speaker {(total - decode) * 1000:.0f} ms{rss}")
 
 
 def main() -> None:
@@ -511,6 +523,8 @@ def main() -> None:
     ap.add_argument("--report", metavar="JSONL", help="print the table of a results file")
     ap.add_argument("--run", action="append", help="with --report: only these run ids")
     ap.add_argument("--offline", action="store_true", help="in-process replay, no netns")
+    ap.add_argument("--batch", type=int, default=16,
+                    help="--offline: UPDATEs per Speaker.receive_updates call (1: one each)")
     ap.add_argument("--profile", action="store_true",
                     help="cProfile: printed with --offline, else roost.prof per measurement")
     args = ap.parse_args()
@@ -523,7 +537,7 @@ def main() -> None:
         report(args.report, args.run)
     elif args.offline:
         for n in args.n:
-            offline(n, args.profile, args.reps)
+            offline(n, args.profile, args.reps, args.batch)
     else:
         with contextlib.suppress(KeyboardInterrupt):
             run(args)

@@ -334,18 +334,33 @@ class Speaker:
 
     def receive_update(self, key: str, update: Update, now: float) -> Outbound:
         """Apply one UPDATE from an Established peer; returns what to send to the others."""
+        return self.receive_updates(key, (update,), now)
+
+    def receive_updates(self, key: str, updates: Iterable[Update], now: float) -> Outbound:
+        """Apply several UPDATEs from one peer (e.g. all those of one socket read), in
+        order, and propagate once for all of them.
+
+        Each UPDATE is applied to the Adj-RIB-In and Loc-RIB exactly as `receive_update`
+        would (withdrawals before announcements, treat-as-withdraw, End-of-RIB noted);
+        only the export is deferred to the end of the batch. The Adj-RIB-Out holds what
+        was sent and the diff is taken against it, so the others get the net change of
+        the batch: a prefix announced and withdrawn again within it costs nothing, and the
+        announcements of many small UPDATEs sharing attributes leave packed into as few
+        UPDATEs as fit (BIRD's buckets), each prefix exported once.
+        """
         peer = self._peer(key)
         if peer.negotiated is None:
             raise LocalUsageError(f"UPDATE for peer {key} that is not up")
-        peer.updates_received += 1
         touched: dict[Family, dict[Prefix, bool]] = {}
-        for fam, nlris in update.withdrawals():
-            self._withdraw(peer, fam, nlris, touched)
-        for fam, attrs, nlris in update.announced():
-            self._ingest(peer, fam, attrs, nlris, now, touched, store_pre=True)
-        eor = update.end_of_rib()
-        if eor is not None:
-            peer.eor_received.add(eor)
+        for update in updates:
+            peer.updates_received += 1
+            for fam, nlris in update.withdrawals():
+                self._withdraw(peer, fam, nlris, touched)
+            for fam, attrs, nlris in update.announced():
+                self._ingest(peer, fam, attrs, nlris, now, touched, store_pre=True)
+            eor = update.end_of_rib()
+            if eor is not None:
+                peer.eor_received.add(eor)
         return self._propagate(touched)
 
     def reapply_import(self, key: str, now: float = 0.0) -> Outbound:
@@ -419,6 +434,21 @@ class Speaker:
             fixed = _import_result(evaluate(policy, Prefix(0, 0, 0), work, info), policy)
         changes: list[BestChange | None] = []
         changed = changes.append
+        if isinstance(fixed, AttrSet) and store_pre and not rejected:
+            # The usual case, a feed accepted by a prefix-independent policy with nothing
+            # rejected so far: the loop below without its per-prefix branches (~10% of
+            # the per-prefix time of a 100k feed).
+            add_path = rib.add_path
+            for nlri in nlris:
+                pre[nlri] = attrs
+                old = post.get(nlri)
+                if old is not None and old.attrs is fixed and not old.stale:
+                    continue  # identical re-announcement
+                prefix, path_id = nlri
+                path = post[nlri] = Path(prefix, fixed, info, path_id, now)
+                changed(add_path(path))
+            self._note_all(touched, fam, changes)
+            return
         for nlri in nlris:
             if store_pre:
                 pre[nlri] = attrs
@@ -553,10 +583,10 @@ class Speaker:
         if group is None:
             group = _Group(key, fam, info, peer.export_policy, addpath, nh_self, ctx)
             sent = group.adj_out.sent
-            for dest in self._ribs[fam]:
-                adverts = self._adverts(group, dest)
+            for prefix, entry in self._ribs[fam].dests.items():
+                adverts = self._adverts(group, entry)
                 if adverts:
-                    sent[dest.prefix] = adverts
+                    sent[prefix] = adverts
             group.cache.clear()
             group.adverts.clear()
             self._groups[key] = group
@@ -605,13 +635,19 @@ class Speaker:
                         target.extend(msgs)
         return out
 
-    def _adverts(self, group: _Group, dest: Destination | None) -> tuple[Advert, ...]:
-        """What `group` should hold for one destination."""
-        if dest is None or dest.selection is None:
+    def _adverts(self, group: _Group, entry: Destination | Path | None) -> tuple[Advert, ...]:
+        """What `group` should hold for one Loc-RIB entry (`LocRib.dests`)."""
+        if entry is None:
             return NO_ADVERTS
-        sel = dest.selection
-        if not group.addpath:
+        if isinstance(entry, Path):  # the prefix's only path, reachable: the best
+            sel = None
+            best = entry
+        else:
+            sel = entry.selection
+            if sel is None:
+                return NO_ADVERTS
             best = sel.best
+        if not group.addpath:
             source = best.source
             key = (best.attrs, None if source is None else source.key)
             cached = group.adverts.get(key) if group.policy.prefix_independent else None
@@ -625,7 +661,7 @@ class Speaker:
         # RFC 7911: with ADD-PATH send, every usable candidate is advertised under its
         # own stable local path id (BIRD `add paths tx`).
         adverts = []
-        for path in sel.candidates():
+        for path in (best,) if sel is None else sel.candidates():
             res = self._export(group, path)
             if isinstance(res, AttrSet):
                 adverts.append(Advert(path.local_id, res, path.source_key))
@@ -814,6 +850,21 @@ def _import_result(res: AttrSet | Rejected, policy: Policy) -> AttrSet | DropRea
     return DropReason.RFC8212_NO_POLICY if policy is RFC8212_REJECT else DropReason.IMPORT_POLICY
 
 
+def format_ext_community(value: int) -> str:
+    """An extended community (RFC 4360, 8 octets as an int) as text: route targets and
+    sites of origin (two-octet AS, IPv4 and four-octet AS administrators, RFC 5668) as
+    `rt:ADMIN:VALUE` / `soo:ADMIN:VALUE`, anything else `0x` + 16 hex digits."""
+    typ, sub = (value >> 56) & 0xFF, (value >> 48) & 0xFF
+    kind = {2: "rt", 3: "soo"}.get(sub)
+    if kind is not None and typ in (0x00, 0x01, 0x02):
+        if typ == 0x00:  # two-octet AS : four-octet number
+            return f"{kind}:{(value >> 32) & 0xFFFF}:{value & 0xFFFFFFFF}"
+        admin = (value >> 16) & 0xFFFFFFFF
+        text = str(ipaddress.IPv4Address(admin)) if typ == 0x01 else str(admin)
+        return f"{kind}:{text}:{value & 0xFFFF}"
+    return f"0x{value:016x}"
+
+
 def _path_dict(path: Path, *, best: bool, multipath: bool) -> dict[str, Any]:
     a = path.attrs
     return {
@@ -828,6 +879,7 @@ def _path_dict(path: Path, *, best: bool, multipath: bool) -> dict[str, Any]:
         "local_pref": a.local_pref,
         "communities": [format_community(c) for c in a.communities],
         "large_communities": [str(c) for c in a.large_communities],
+        "ext_communities": [format_ext_community(c) for c in a.ext_communities],
         "originator_id": None if a.originator_id is None else str(a.originator_id),
         "cluster_list": [str(c) for c in a.cluster_list],
         "learned_at": path.learned_at,

@@ -9,7 +9,8 @@ any number of requests::
     ← {"ok": false, "error": "not a prefix: ..."}
 
 Commands (see docs/operations.md): `show status`, `show peers`, `show routes`
-(optional `prefix`), `show route-reasons` (`prefix`), `reload`, `graceful-restart`.
+(optional `prefix`), `show route-reasons` (`prefix`), `reload`, `graceful-restart`,
+`refresh` (`peer`, `direction` in|out, optional `family`).
 
 The server side runs in the daemon's event loop and calls one handler coroutine per
 request; the client is a small blocking function used by the CLI.

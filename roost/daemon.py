@@ -611,11 +611,14 @@ class Daemon:
         )
         # Prefixes.
         old_p, new_p = set(old.router.prefixes), set(new.router.prefixes)
+        if old_p != new_p:  # one line at INFO (a reload may change thousands of prefixes)
+            log.info("reload: originating %d new prefix(es), withdrawing %d",
+                     len(new_p - old_p), len(old_p - new_p))
         for net in sorted(old_p - new_p, key=str):
-            log.info("reload: withdrawing %s", net)
+            log.debug("reload: withdrawing %s", net)
             self.dispatch(self.speaker.withdraw_origin(Prefix.from_network(net)))
         for net in sorted(new_p - old_p, key=str):
-            log.info("reload: originating %s", net)
+            log.debug("reload: originating %s", net)
             self._originate(net)
         # Peers.
         wanted = {str(p.address): p for p in new.peers}
@@ -676,8 +679,46 @@ class Daemon:
             asyncio.get_running_loop().call_later(0.05, self.graceful_stop)
             return {"pid": os.getpid(), "peers": len(self.peers),
                     "kernel_routes": 0 if self.sink is None else len(self.sink.installed())}
+        if cmd == "refresh":
+            return self.refresh(str(req.get("peer") or ""), str(req.get("direction") or "in"),
+                                req.get("family"))
         raise CommandError(f"unknown command {cmd!r} (show status | show peers | "
-                           f"show routes | show route-reasons | reload | graceful-restart)")
+                           f"show routes | show route-reasons | reload | graceful-restart | "
+                           f"refresh)")
+
+    def refresh(self, peer: str, direction: str, family: str | None = None) -> dict[str, Any]:
+        """`roost refresh PEER --in|--out`: "in" sends a ROUTE-REFRESH (RFC 2918) so the
+        peer sends its routes again (soft reset in); "out" re-sends our Adj-RIB-Out to the
+        peer (soft reset out).  `family` ("ipv4-unicast", ...) limits it to one family."""
+        if direction not in ("in", "out"):
+            raise CommandError(f"refresh: direction must be 'in' or 'out', not {direction!r}")
+        key = peer
+        if key not in self.peers:
+            by_name = [k for k, s in self.peers.items() if s.config.name == peer]
+            if len(by_name) != 1:
+                raise CommandError(f"refresh: no peer {peer!r} (an address or a name)")
+            key = by_name[0]
+        state = self.peers[key]
+        neg = state.peer.negotiated
+        if neg is None:
+            raise CommandError(f"refresh: {state.config.name} ({key}) is not Established")
+        fams = sorted(neg.families, key=str)
+        if family:
+            fams = [f for f in fams if str(f) == family]
+            if not fams:
+                raise CommandError(f"refresh: {family} is not negotiated with {key} "
+                                   f"({', '.join(sorted(map(str, neg.families)))})")
+        if direction == "in":
+            if not neg.route_refresh:
+                raise CommandError(f"refresh: {key} did not negotiate route refresh")
+            for fam in fams:
+                state.peer.send_route_refresh(fam)
+        else:
+            for fam in fams:
+                self.dispatch(self.speaker.refresh_out(key, fam))
+        log.info("%s (%s): refresh %s: %s", state.config.name, key, direction,
+                 ", ".join(map(str, fams)))
+        return {"peer": key, "direction": direction, "families": [str(f) for f in fams]}
 
     def status(self) -> dict[str, Any]:
         c = self.config
@@ -777,11 +818,16 @@ class _Handler:
         self.daemon.dispatch(self.daemon.speaker.peer_up(self.key, negotiated, time.time()))
 
     def on_update(self, peer: BgpPeer, update: Update) -> None:
+        self.on_updates(peer, [update])
+
+    def on_updates(self, peer: BgpPeer, updates: list[Update]) -> None:
+        """The UPDATEs of one socket read (BatchPeerHandler): ingested in order, exported
+        once, so the others get full UPDATEs rather than one per UPDATE received."""
         state = self._state(peer)
         if state is None:
             return
-        self.daemon.dispatch(self.daemon.speaker.receive_update(self.key, update, time.time()))
-        if update.end_of_rib() is None:
+        self.daemon.dispatch(self.daemon.speaker.receive_updates(self.key, updates, time.time()))
+        if any(u.end_of_rib() is None for u in updates):
             state.last_update = time.time()
 
     def on_end_of_rib(self, peer: BgpPeer, family: Family) -> None:

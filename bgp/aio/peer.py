@@ -12,6 +12,7 @@ The application sees only the session that survives, through a `PeerHandler`.
 
     app ──send(messages)──▶ BgpPeer ──▶ Session ◀── SessionProtocol ◀── TCP
     app ◀── PeerHandler.on_update(...) ◀── events ◀──┘
+            (or BatchPeerHandler.on_updates: the UPDATEs of one read at once)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bgp.aio.sockopts import (
     GTSM_TTL,
@@ -56,6 +57,7 @@ from bgp.wire.model import Negotiated, Update
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BatchPeerHandler",
     "BgpPeer",
     "Listener",
     "PeerFactory",
@@ -116,6 +118,15 @@ class PeerHandler(Protocol):
     def on_route_refresh(self, peer: BgpPeer, family: Family, subtype: int) -> None: ...
 
     def on_down(self, peer: BgpPeer, event: SessionDown) -> None: ...
+
+
+@runtime_checkable
+class BatchPeerHandler(PeerHandler, Protocol):
+    """A `PeerHandler` that takes consecutive UPDATEs of one read as one list (in order;
+    other events in between are delivered on their own, so ordering holds), so that it
+    can propagate once per batch instead of once per UPDATE."""
+
+    def on_updates(self, peer: BgpPeer, updates: list[Update]) -> None: ...
 
 
 class NullHandler:
@@ -430,6 +441,7 @@ class BgpPeer:
             self._on_event,
             self._on_closed,
             on_pumped=self._on_pumped,
+            on_events=self._on_events,
             loop=self._loop_(),
         )
 
@@ -515,6 +527,35 @@ class BgpPeer:
                 proto.pump()
 
     # ------------------------------------------------------------------ events
+
+    def _on_events(self, proto: SessionProtocol, events: list[BgpEvent]) -> None:
+        """The events of one input, in order. A run of UPDATEs of the session the
+        application sees goes to a `BatchPeerHandler` in one `on_updates` call."""
+        handler = self.handler
+        batcher = handler if isinstance(handler, BatchPeerHandler) else None
+        run: list[Update] = []
+        for event in events:
+            if batcher is not None and isinstance(event, UpdateReceived) and (
+                proto is self._proto
+            ):
+                run.append(event.update)
+                continue
+            if run:
+                self._deliver_updates(batcher, run)
+                run = []
+            try:
+                self._on_event(proto, event)
+            except Exception:
+                log.exception("%s: event handler failed on %r", self.name, event)
+        if run:
+            self._deliver_updates(batcher, run)
+
+    def _deliver_updates(self, batcher: BatchPeerHandler | None, updates: list[Update]) -> None:
+        assert batcher is not None
+        try:
+            batcher.on_updates(self, updates)
+        except Exception:
+            log.exception("%s: event handler failed on %d UPDATE(s)", self.name, len(updates))
 
     def _on_event(self, proto: SessionProtocol, event: BgpEvent) -> None:
         if isinstance(event, OpenReceived):

@@ -34,6 +34,7 @@ WRITE_CHUNK = 64 * 1024
 CHUNKS_PER_TURN = 4
 
 EventSink = Callable[["SessionProtocol", BgpEvent], None]
+EventsSink = Callable[["SessionProtocol", list[BgpEvent]], None]
 CloseSink = Callable[["SessionProtocol", "Exception | None"], None]
 PumpSink = Callable[["SessionProtocol"], None]
 
@@ -119,7 +120,11 @@ class TransportStats:
 class SessionProtocol(asyncio.Protocol):
     """Drives one `Session`: feeds it received bytes and timer expiries, writes what it
     produces, hands its events to `on_event`, and closes the connection when the session
-    asks for it (after flushing). `on_closed` is told when a connection goes away."""
+    asks for it (after flushing). `on_closed` is told when a connection goes away.
+
+    With `on_events`, the events of one input (e.g. every UPDATE of one socket read) are
+    handed over as one list, in order, instead of one `on_event` call each, so that the
+    application can process them as a batch (`BgpPeer` -> `PeerHandler.on_updates`)."""
 
     def __init__(
         self,
@@ -128,6 +133,7 @@ class SessionProtocol(asyncio.Protocol):
         on_closed: CloseSink | None = None,
         *,
         on_pumped: PumpSink | None = None,
+        on_events: EventsSink | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         write_chunk: int = WRITE_CHUNK,
         chunks_per_turn: int = CHUNKS_PER_TURN,
@@ -139,6 +145,7 @@ class SessionProtocol(asyncio.Protocol):
         self._on_event = on_event
         self._on_closed = on_closed
         self._on_pumped = on_pumped
+        self._on_events = on_events
         self._write_chunk = write_chunk
         self._chunks_per_turn = chunks_per_turn
         self._timer: asyncio.TimerHandle | None = None
@@ -216,7 +223,12 @@ class SessionProtocol(asyncio.Protocol):
                 # The handler may feed the session more input (send_update, stop, ...),
                 # which can produce more events: loop until the session is quiet.
                 events = self.session.events()
-                if not self._retired:
+                if events and not self._retired and self._on_events is not None:
+                    try:
+                        self._on_events(self, events)
+                    except Exception:
+                        log.exception("event handler failed on %d event(s)", len(events))
+                elif not self._retired:
                     for event in events:
                         try:
                             self._on_event(self, event)

@@ -3,6 +3,14 @@
 `LocRib.add_path` / `remove_path` return a `BestChange` whenever the candidate set of a
 prefix changed (the speaker needs every change for ADD-PATH peers) and None when nothing
 did; `BestChange.best_changed` tells whether the best path or the ECMP set moved.
+
+Memory: most prefixes have one path (a node's feed, a reflector client's routes), so
+`LocRib.dests` maps such a prefix to the `Path` itself: the only candidate, reachable, and
+so the best (reason ONLY_PATH, ECMP set of one). A `Destination` (candidate list and
+`Selection`) is made when a second candidate arrives or the only one is unreachable, and
+dropped again when one reachable path is left. That saves three objects per route (~200
+octets, and work for the garbage collector). `get()` and iteration still hand out
+`Destination`s (built on the fly for a bare `Path`); hot loops read `dests` directly.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import NamedTuple
 from bgp.rib.decision import (
     ALWAYS_REACHABLE,
     DEFAULT_LOCAL_PREF,
+    BestReason,
     NextHopResolver,
     Selection,
     select,
@@ -40,6 +49,18 @@ class Destination:
     @property
     def best(self) -> Path | None:
         return None if self.selection is None else self.selection.best
+
+
+Entry = Destination | Path  # a bare Path: the only candidate, reachable, the best
+
+
+def only_selection(path: Path) -> Selection:
+    """The selection a bare `Path` entry stands for."""
+    return _new_tuple(Selection, (path, _ONLY_PATH, (path,), _NO_LOSERS))
+
+
+_ONLY_PATH = BestReason.ONLY_PATH
+_NO_LOSERS: tuple[tuple[Path, BestReason], ...] = ()
 
 
 class BestChange(NamedTuple):
@@ -70,30 +91,54 @@ class LocRib:
         self.family = family
         self.resolver = resolver
         self.default_local_pref = default_local_pref
-        self.dests: dict[Prefix, Destination] = {}
+        self.dests: dict[Prefix, Entry] = {}
 
     def __len__(self) -> int:
         return len(self.dests)
 
     def __iter__(self) -> Iterator[Destination]:
-        return iter(self.dests.values())
+        for entry in self.dests.values():
+            yield _view(entry) if isinstance(entry, Path) else entry
 
     def get(self, prefix: Prefix) -> Destination | None:
-        return self.dests.get(prefix)
+        """The prefix's candidates and selection (read side: a copy for a bare `Path`)."""
+        entry = self.dests.get(prefix)
+        return _view(entry) if isinstance(entry, Path) else entry
+
+    def _inflate(self, path: Path) -> Destination:
+        """A bare `Path` entry becomes a `Destination` (a second candidate, reselect)."""
+        dest = _view(path)
+        self.dests[path.prefix] = dest
+        return dest
 
     def add_path(self, path: Path) -> BestChange | None:
         """Add `path`, replacing the path with the same source and path id (an implicit
         withdraw, RFC 4271 §3.1); it keeps the replaced path's ADD-PATH local id."""
         prefix = path.prefix
-        dest = self.dests.get(prefix)
+        dests = self.dests
+        dest = dests.get(prefix)
         if dest is None:
-            # The first path of a prefix (all of an initial feed): the only candidate.
+            # The first path of a prefix (all of an initial feed): the only candidate,
+            # stored bare when reachable.
             path.local_id = 1
             sel = select_only(path, self.resolver)
-            self.dests[prefix] = Destination(prefix, path, sel)
+            dests[prefix] = Destination(prefix, path, sel) if sel is None else path
             best = None if sel is None else path
             # tuple.__new__ skips the NamedTuple's Python-level __new__ (once per prefix).
             return _new_tuple(BestChange, (prefix, None, best, sel, False))
+        if isinstance(dest, Path):
+            old = dest
+            if old.source is path.source and old.path_id == path.path_id:
+                # The only path replaced (implicit withdraw): stays bare if reachable.
+                sel = select_only(path, self.resolver)
+                if sel is not None:
+                    path.local_id = old.local_id
+                    dests[prefix] = path
+                    if old.attrs is path.attrs and not old.stale:
+                        return None  # identical re-announcement, as below
+                    # the ECMP set (old,) became (path,): multipath_changed, as _reselect
+                    return _new_tuple(BestChange, (prefix, old, path, sel, True))
+            dest = self._inflate(old)
         paths = dest.paths
         src, pid = path.source, path.path_id
         for i, old in enumerate(paths):
@@ -115,6 +160,11 @@ class LocRib:
         dest = self.dests.get(path.prefix)
         if dest is None:
             return None
+        if isinstance(dest, Path):
+            if dest is not path:
+                return None
+            del self.dests[path.prefix]
+            return BestChange(path.prefix, path, None, None)
         paths = dest.paths
         for i, old in enumerate(paths):
             if old is path:
@@ -134,13 +184,18 @@ class LocRib:
         dest = self.dests.get(prefix)
         if dest is None:
             return None
+        if isinstance(dest, Path):
+            dest = self._inflate(dest)
         change = self._reselect(dest)
         return change if change.best_changed else None
 
     def _reselect(self, dest: Destination) -> BestChange:
         old = dest.selection
-        sel = select(dest.paths, self.resolver, self.default_local_pref)
+        paths = dest.paths
+        sel = select(paths, self.resolver, self.default_local_pref)
         dest.selection = sel
+        if sel is not None and len(paths) == 1:
+            self.dests[dest.prefix] = paths[0]  # one reachable path left: bare again
         old_best = None if old is None else old.best
         new_best = None if sel is None else sel.best
         mp_changed = (old is not None and sel is not None and old.multipath != sel.multipath)
@@ -155,3 +210,8 @@ class LocRib:
             lid += 1
         dest.next_local_id = lid + 1
         return lid
+
+
+def _view(path: Path) -> Destination:
+    """A `Destination` holding a bare `Path` entry: one candidate, ONLY_PATH."""
+    return Destination(path.prefix, path, only_selection(path))
