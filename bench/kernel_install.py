@@ -13,6 +13,10 @@ main table with protocol bird, metric 1024.
   protocol ``export all``; timed from process start until /proc/PID/net/route has N routes
   (polled every 5 ms; one read of a 100k-line file costs ~30 ms, so this rounds BIRD up a
   little); withdrawal: ``birdc configure`` to a config without the routes, until 0 are left.
+
+Runs alternate roost, BIRD, roost, BIRD, ... The summary gives median [min..max], the ratio
+of the medians and the median of the per-run ratios (roost run i against BIRD run i, which
+ran right after it under the same machine load), and the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -153,6 +157,7 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("kernel_install.py: needs root (network namespaces)")
     have_bird = shutil.which("bird") is not None and shutil.which("birdc") is not None
+    load0 = os.getloadavg()
     roost: list[dict[str, float]] = []
     bird: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-") as tmp:
@@ -165,15 +170,29 @@ def main() -> None:
     def med(rows: list[dict[str, float]], key: str) -> float:
         return statistics.median(r[key] for r in rows)
 
-    print(f"\n{args.routes} routes, median of {args.runs} runs, kernel {os.uname().release}")
-    print(f"{'':10} {'roost':>9} {'BIRD':>9} {'roost/BIRD':>11}")
+    print(
+        f"\n{args.routes} routes, median [min..max] of {args.runs} runs, kernel"
+        f" {os.uname().release}; 1-min load average {load0[0]:.1f} before,"
+        f" {os.getloadavg()[0]:.1f} after"
+    )
+    print(f"{'':10} {'roost':>22} {'BIRD':>22} {'ratio of medians':>17} {'median of ratios':>17}")
+
+    def cell(rows: list[dict[str, float]], key: str) -> str:
+        vals = [r[key] for r in rows]
+        return f"{statistics.median(vals):.3f} [{min(vals):.2f}..{max(vals):.2f}]"
+
     for key in ("install", "withdraw"):
         r = med(roost, key)
         if bird:
             b = med(bird, key)
-            print(f"{key:10} {r:8.3f}s {b:8.3f}s {r / b:10.2f}x")
+            # Each roost run is paired with the BIRD run right after it (same machine load).
+            paired = statistics.median(x[key] / y[key] for x, y in zip(roost, bird, strict=True))
+            print(
+                f"{key:10} {cell(roost, key):>22} {cell(bird, key):>22} {r / b:16.2f}x"
+                f" {paired:16.2f}x"
+            )
         else:
-            print(f"{key:10} {r:8.3f}s {'n/a':>9}")
+            print(f"{key:10} {cell(roost, key):>22} {'n/a':>22}")
     print(f"(roost: building the KernelRoute values beforehand took {med(roost, 'build'):.3f}s)")
 
 

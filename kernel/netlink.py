@@ -13,9 +13,13 @@ Rules (STYLE.md lesson 9, BIRD's krt):
 * ``replace`` (NLM_F_CREATE|NLM_F_REPLACE) to add or change: idempotent, no flap.
 * Start-up dumps the table and reconciles: identical routes are adopted without a request,
   different ones replaced, stale ones of ours removed (or kept until ``prune()``).
-* Requests are batched: up to ``CHUNK_BYTES`` of messages per ``send()``, without NLM_F_ACK.
-  rtnetlink processes a send synchronously and queues an NLMSG_ERROR (with the request's
-  sequence number) only for failures, so after each send the errors are read back at once.
+* Requests are batched: one ``send()`` per slice of up to ``DRAIN_ITEMS`` changes (at most
+  ``CHUNK_BYTES``), without NLM_F_ACK. rtnetlink processes a send synchronously and queues an
+  NLMSG_ERROR (with the request's sequence number) only for failures, so after each send the
+  errors are read back at once.
+* Pipelined: the event loop encodes slice N+1 while the worker thread is in the kernel with
+  slice N. The queue and the installed map are keyed by ``int`` (``kernel.coalesce``), not by
+  ``IPv4Network``, whose hash is Python code. The per-route costs are in docs/benchmarks.md.
 * A watch socket (RTNLGRP_IPV4_ROUTE, IPV6_ROUTE, LINK; no polling) restores routes of ours
   that someone deletes or changes. A BPF filter drops, in the kernel, the notifications our
   own requests cause (they carry the port id of our request or control socket), so 100k
@@ -63,7 +67,7 @@ from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from kernel.coalesce import Coalescer
+from kernel.coalesce import V6_KEY, Coalescer, KeyedChange, RouteTable
 from kernel.routes import TUNNEL_DEVICE, IPAddress, KernelRoute, NextHop, Prefix
 from kernel.sink import DEFAULT_METRIC, RT_TABLE_MAIN, RTPROT_BIRD, ip_route_command
 
@@ -116,8 +120,15 @@ RTNH_F_ONLINK = 4
 IFF_UP = 0x1
 
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
-CHUNK_BYTES = 256 * 1024  # per send(): one syscall per slice, the GIL released meanwhile
-DRAIN_ITEMS = 5_000  # changes encoded per slice (a few ms of the event loop), then sent
+CHUNK_BYTES = 1 << 20  # per send(): one syscall per slice, the GIL released meanwhile
+DRAIN_FIRST = 1_000  # changes in the first slice of a flush: the kernel starts early
+DRAIN_ITEMS = 8_000  # then up to this many per slice (~4 ms of the event loop), then sent
+ENTER_WAIT = 0.005  # at most this long the loop waits for the worker to be in send()
+# A backlog of more than a slice is sent in this stride over the queue (Coalescer.interleave):
+# withdrawing 100k neighbouring /32s in address order makes the FIB trie shrink node by node,
+# and every 512 KiB of freed nodes waits for an RCU grace period (fib_sync_mem): 0.31-0.33 s
+# in address order, 0.20 s with stride 16 (docs/benchmarks.md). Installs do not care.
+INTERLEAVE = 16
 
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
 _RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table proto scope type flags
@@ -477,6 +488,11 @@ class _Channel:
         self.seq = 0
         self.buf = bytearray(1 << 20)
         self.overrun = False
+        # A send() larger than the socket's send buffer fails (EMSGSIZE).
+        sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        self.chunk_bytes = max(16 << 10, min(CHUNK_BYTES, sndbuf // 2))
+        # Set by the worker thread just before it enters send(); see NetlinkSink.flush.
+        self.entered = threading.Event()
 
     def _read_errors(self, errors: dict[int, tuple[int, str | None]]) -> None:
         while True:
@@ -503,26 +519,34 @@ class _Channel:
             first, self.seq = 1, n
         return first
 
-    def send(self, msgs: list[bytes], base: int) -> dict[int, tuple[int, str | None]]:
-        """Send encoded requests (sequence numbers base, base+1, ...), CHUNK_BYTES per send().
-
-        No NLM_F_ACK: rtnetlink handles a send() synchronously and queues an NLMSG_ERROR only
-        for a failed request, so after each send() the failures are already readable.
-        Returns {index in msgs: (errno, kernel message)}.
-        """
-        self._read_errors({})  # stale replies from an earlier round
-        errors: dict[int, tuple[int, str | None]] = {}
-        start, size = 0, 0
+    def chunks(self, msgs: list[bytes]) -> list[bytes]:
+        """The messages joined into buffers of at most ``chunk_bytes``, one per send()."""
+        out: list[bytes] = []
+        start, size, limit = 0, 0, self.chunk_bytes
         for i, msg in enumerate(msgs):
-            if size + len(msg) > CHUNK_BYTES:
-                self.sock.send(b"".join(msgs[start:i]))
-                self._read_errors(errors)
+            if size + len(msg) > limit and i > start:
+                out.append(b"".join(msgs[start:i]))
                 start, size = i, 0
             size += len(msg)
         if start < len(msgs):
-            self.sock.send(b"".join(msgs[start:]))
-        self._read_errors(errors)
-        return {seq - base: e for seq, e in errors.items() if 0 <= seq - base < len(msgs)}
+            out.append(b"".join(msgs[start:]))
+        return out
+
+    def send(self, chunks: list[bytes], base: int, count: int) -> dict[int, tuple[int, str | None]]:
+        """Send buffers of encoded requests (sequence numbers base .. base+count-1).
+
+        No NLM_F_ACK: rtnetlink handles a send() synchronously and queues an NLMSG_ERROR only
+        for a failed request, so after each send() the failures are already readable.
+        Returns {index of the request: (errno, kernel message)}.
+        """
+        self._read_errors({})  # stale replies from an earlier round
+        errors: dict[int, tuple[int, str | None]] = {}
+        for chunk in chunks:
+            self.entered.set()
+            self.sock.send(chunk)
+            self._read_errors(errors)
+        self.entered.set()
+        return {seq - base: e for seq, e in errors.items() if 0 <= seq - base < count}
 
     def dump(self, mtype: int, body: bytes) -> Iterator[tuple[bytes, int, int, int]]:
         """Yield (buffer, type, start, end) for each message of a dump; restarts if interrupted."""
@@ -558,7 +582,8 @@ class _Channel:
 class _Round:
     """One encoded slice: messages with sequence numbers base.., and what each one does."""
 
-    msgs: list[bytes]
+    chunks: list[bytes]  # the encoded requests, joined into one buffer per send()
+    count: int  # requests in them
     meta: list[tuple[Prefix, KernelRoute | None, KernelRoute | None]]  # prefix, new, previous
     base: int
 
@@ -605,7 +630,7 @@ class NetlinkSink:
         self.prune_on_start = prune_on_start
         self.watch = watch
         self.on_error = on_error
-        self._installed: dict[Prefix, KernelRoute] = {}
+        self._installed = RouteTable()  # keyed by prefix_key inside (see kernel.coalesce)
         self._queue = Coalescer(self._installed)
         self._failed: dict[Prefix, KernelRoute] = {}  # desired but refused; retried on link up
         self._foreign: set[Prefix] = set()  # another protocol's route sits at our metric
@@ -653,29 +678,50 @@ class NetlinkSink:
         if self._blocked:
             self._blocked.pop(prefix, None)
         self._queue.put(prefix, route)
-        self._kick()
+        if self._kick_task is None or self._kick_task.done():
+            self._kick()
 
     async def flush(self) -> None:
         if not self._started:
             return
         async with self._flushing:
-            # Pipelined: slice N+1 is encoded while slice N is in the kernel (the send()
-            # syscall runs without the GIL).
+            # Pipelined: slice N+1 is encoded here while the worker thread is in send() with
+            # slice N (the syscall runs without the GIL). The worker needs the GIL to get into
+            # send(): were this thread encoding meanwhile, it would wait a switch interval
+            # (5 ms) and the kernel would sit idle. So after handing a slice over we wait
+            # until the worker is in (normally ~0.1 ms, at most ENTER_WAIT). The first slice
+            # is small, so that the kernel starts early.
             inflight: asyncio.Task[None] | None = None
-            try:
-                while self._queue or self._extra_deletes:
-                    with _gc_paused():
-                        batch = self._queue.drain(DRAIN_ITEMS)
-                    rnd = await self._prepare(batch)
+            chan = self._require_chan()
+            first, spread = True, False
+            # The collector stays off for the whole flush, across the awaits: re-enabled
+            # between slices, the tuples each slice keeps (batch, meta) set off a collection
+            # per slice, 3-4 ms each and now and then a full one over the whole RIB.
+            with _gc_paused():
+                try:
+                    while self._queue or self._extra_deletes:
+                        batch = self._queue.drain_keyed(DRAIN_FIRST if first else DRAIN_ITEMS)
+                        if first:  # withdrawals in the first slice: spread the backlog (below)
+                            spread = any(route is None for _, _, route in batch)
+                            first = False
+                        rnd = await self._prepare(batch)
+                        if inflight is not None:
+                            await inflight
+                            inflight = None
+                        if rnd is not None:
+                            chan.entered.clear()
+                            wait = not self._io.locked()  # else it waits for a dump first
+                            inflight = asyncio.get_running_loop().create_task(self._send_round(rnd))
+                            await asyncio.sleep(0)  # let it reach the worker thread
+                            if wait and self._queue:  # (nothing more to encode: no need)
+                                chan.entered.wait(ENTER_WAIT)
+                            if spread and len(self._queue) > DRAIN_ITEMS:
+                                # Once per flush, while the kernel has the first slice.
+                                self._queue.interleave(INTERLEAVE)
+                            spread = False
+                finally:
                     if inflight is not None:
                         await inflight
-                        inflight = None
-                    if rnd is not None:
-                        inflight = asyncio.get_running_loop().create_task(self._send_round(rnd))
-                        await asyncio.sleep(0)  # let it reach the worker thread
-            finally:
-                if inflight is not None:
-                    await inflight
 
     async def close(self, flush_routes: bool = False) -> None:
         if self._started:
@@ -763,12 +809,7 @@ class NetlinkSink:
             raise RuntimeError("NetlinkSink is not started")
         return self._chan
 
-    async def _apply(self, batch: list[tuple[Prefix, KernelRoute | None]]) -> None:
-        rnd = await self._prepare(batch)
-        if rnd is not None:
-            await self._send_round(rnd)
-
-    async def _prepare(self, batch: list[tuple[Prefix, KernelRoute | None]]) -> _Round | None:
+    async def _prepare(self, batch: list[KeyedChange]) -> _Round | None:
         """Encode a batch and record it in ``installed`` at once (undone if the kernel refuses).
 
         Recording before the send keeps later slices right (a delete needs the installed
@@ -777,7 +818,10 @@ class NetlinkSink:
         chan = self._require_chan()
         tunnel = self._links.get(self.tunnel_device)
         if (tunnel is None or not tunnel.flags & IFF_UP) and any(
-            nh.ifname == self.tunnel_device for _, r in batch if r is not None for nh in r.nexthops
+            nh.ifname == self.tunnel_device
+            for _, _, r in batch
+            if r is not None
+            for nh in r.nexthops
         ):
             try:
                 await self.ensure_tunnel()
@@ -798,71 +842,72 @@ class NetlinkSink:
         self._extra_deletes = []
         if not msgs:
             return None
-        return _Round(msgs, meta, base)
+        return _Round(chan.chunks(msgs), len(msgs), meta, base)
 
     def _encode(
         self,
-        batch: list[tuple[Prefix, KernelRoute | None]],
+        batch: list[KeyedChange],
         base: int,
         msgs: list[bytes],
         meta: list[tuple[Prefix, KernelRoute | None, KernelRoute | None]],
         hop_cache: dict[int, tuple[int, int] | None],
     ) -> None:
-        installed, foreign, links = self._installed, self._foreign, self._links
+        installed, foreign, links = self._installed.raw, self._foreign, self._links
         table, metric, proto = self.table, self.metric, self.protocol
         low_table = table if table < 256 else 0
         v4_one, v4_del, htonl = _V4_ONE.pack, _V4_DEL.pack, socket.htonl
         spec: Spec
-        for prefix, route in batch:
+        for key, prefix, route in batch:
             if foreign and prefix in foreign:
                 if route is None:
-                    installed.pop(prefix, None)  # displaced already: nothing of ours is left
+                    installed.pop(key, None)  # displaced already: nothing of ours is left
                 else:
                     self._blocked[prefix] = route
                     self._fail(route, errno.EEXIST, None)
                 continue
             seq = base + len(msgs)
+            v4 = key < V6_KEY  # IPv4: the address is key >> 8, the length key & 0xFF
             if route is None:
-                old = installed.get(prefix)
+                old = installed.get(key)
                 if old is None:
                     continue
                 rtype = RTN_BLACKHOLE if old.blackhole else RTN_UNICAST
-                if prefix.version == 4:
+                if v4:
                     msgs.append(v4_del(
                         52, RTM_DELROUTE, NLM_F_REQUEST, seq, 0,
-                        2, prefix.prefixlen, 0, 0, low_table, proto, RT_SCOPE_NOWHERE, rtype, 0,
-                        8, RTA_DST, htonl(int(prefix.network_address)),
+                        2, key & 0xFF, 0, 0, low_table, proto, RT_SCOPE_NOWHERE, rtype, 0,
+                        8, RTA_DST, htonl(key >> 8),
                         8, RTA_TABLE, table, 8, RTA_PRIORITY, metric,
                     ))  # fmt: skip
                 else:
                     spec = self._delete_spec(prefix, rtype, metric)
                     msgs.append(encode_route(spec, seq, table=table, metric=metric, protocol=proto))
                 meta.append((prefix, None, old))
-                del installed[prefix]
+                del installed[key]
                 continue
             nhs = route.nexthops
-            if len(nhs) == 1 and prefix.version == 4:
+            if v4 and len(nhs) == 1:
                 nh = nhs[0]
-                key = id(nh)  # the batch keeps nh alive, so its id is not reused meanwhile
-                if key in hop_cache:
-                    hop = hop_cache[key]
+                hid = id(nh)  # the batch keeps nh alive, so its id is not reused meanwhile
+                if hid in hop_cache:
+                    hop = hop_cache[hid]
                 else:
                     link = links.get(nh.ifname) if nh.ifname else None
                     hop = None if nh.ifname and link is None else (
                         htonl(int(nh.gateway)), link.index if link else 0)  # fmt: skip
-                    hop_cache[key] = hop
+                    hop_cache[hid] = hop
                 if hop is None:
                     self._fail(route, errno.ENODEV, None)
                     continue
                 msgs.append(v4_one(
                     68, RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE, seq, 0,
-                    2, prefix.prefixlen, 0, 0, low_table, proto, RT_SCOPE_UNIVERSE, RTN_UNICAST,
+                    2, key & 0xFF, 0, 0, low_table, proto, RT_SCOPE_UNIVERSE, RTN_UNICAST,
                     RTNH_F_ONLINK if nh.onlink else 0,
-                    8, RTA_DST, htonl(int(prefix.network_address)), 8, RTA_TABLE, table,
+                    8, RTA_DST, htonl(key >> 8), 8, RTA_TABLE, table,
                     8, RTA_PRIORITY, metric, 8, RTA_GATEWAY, hop[0], 8, RTA_OIF, hop[1],
                 ))  # fmt: skip
-                meta.append((prefix, route, installed.get(prefix)))
-                installed[prefix] = route
+                meta.append((prefix, route, installed.get(key)))
+                installed[key] = route
                 continue
             hops: list[Hop] = []
             for nh in nhs:
@@ -875,16 +920,16 @@ class NetlinkSink:
                 spec = ("replace", AF[prefix.version], prefix.network_address.packed,
                               prefix.prefixlen, rtype, tuple(hops))  # fmt: skip
                 msgs.append(encode_route(spec, seq, table=table, metric=metric, protocol=proto))
-                meta.append((prefix, route, installed.get(prefix)))
-                installed[prefix] = route
+                meta.append((prefix, route, installed.get(key)))
+                installed[key] = route
                 continue
             self._fail(route, errno.ENODEV, None)
 
     async def _send_round(self, rnd: _Round) -> None:
         chan = self._require_chan()
         async with self._io:
-            errors = await asyncio.to_thread(chan.send, rnd.msgs, rnd.base)
-        self.stats["requests"] += len(rnd.msgs)
+            errors = await asyncio.to_thread(chan.send, rnd.chunks, rnd.base, rnd.count)
+        self.stats["requests"] += rnd.count
         installed = self._installed
         for i, e in sorted(errors.items()):
             if i >= len(rnd.meta):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol, TextIO, runtime_checkable
 
-from kernel.coalesce import Coalescer
+from kernel.coalesce import Coalescer, RouteTable
 from kernel.routes import KernelRoute, Prefix
 
 RT_TABLE_MAIN = 254
@@ -45,7 +45,7 @@ class MemorySink:
     """
 
     def __init__(self) -> None:
-        self._installed: dict[Prefix, KernelRoute] = {}
+        self._installed = RouteTable()
         self._queue = Coalescer(self._installed)
         self.operations: list[tuple[str, Prefix]] = []
         self.started = False

@@ -238,3 +238,25 @@ async def test_pyroute2_and_our_dump_parser_agree(netns: str) -> None:
         chan.sock.close()
     assert seen >= 10
     await sink.close()
+
+
+async def test_many_slices_with_a_refused_route_in_the_middle(netns: str) -> None:
+    """Enough routes for several slices and sends; the kernel's error maps to its prefix."""
+    errors: list[KernelRouteError] = []
+    sink = await started(netns, on_error=errors.append)
+    hop = (NextHop(A("192.168.100.101"), "eth0"),)
+    wanted = [KernelRoute(N(f"11.{i >> 8 & 255}.{i & 255}.0/24"), hop) for i in range(20_000)]
+    bad = KernelRoute(wanted[13_333].prefix, (NextHop(A("10.9.9.9"), "eth0", onlink=False),))
+    wanted[13_333] = bad
+    for route in wanted:
+        sink.update(route.prefix, route)
+    await sink.flush()
+    assert [e.prefix for e in errors] == [bad.prefix]
+    assert set(sink.failed()) == {bad.prefix}
+    assert len(sink.installed()) == 19_999 and bad.prefix not in sink.installed()
+    assert len(ours(netns)) == 19_999
+    for route in wanted:
+        sink.update(route.prefix, None)
+    await sink.flush()
+    assert ours(netns) == [] and not sink.installed() and len(errors) == 1
+    await sink.close()

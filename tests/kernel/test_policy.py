@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Interface, IPv6Interface, ip_address, ip_network
+from types import MappingProxyType
 
 import pytest
 
 from kernel import Coalescer, KernelRoute, NextHop, TunnelMode, TunnelPolicy, blackhole
+from kernel.coalesce import RouteTable, prefix_key
 
 A = ip_address
 N = ip_network
@@ -118,3 +120,55 @@ def test_coalescer_drops_changes_back_to_the_installed_state() -> None:
 def test_coalescer_rejects_mismatched_prefix() -> None:
     with pytest.raises(ValueError):
         Coalescer().put(N("10.0.0.0/8"), r("192.168.100.1"))
+
+
+def test_route_table_is_a_prefix_mapping_with_int_keys_inside() -> None:
+    v4, v6 = N("11.0.0.1/32"), N("::b00:1/128")  # the same address bits in both families
+    assert prefix_key(v4) != prefix_key(v6)
+    assert prefix_key(N("10.0.0.0/8")) != prefix_key(N("10.0.0.0/16"))
+    table = RouteTable()
+    table[v4], table[v6] = blackhole(v4), blackhole(v6)
+    assert len(table) == 2 and v4 in table and N("11.0.0.1/32") in table
+    assert "11.0.0.1/32" not in table and table.get("nonsense") is None  # type: ignore[call-overload]
+    assert list(table) == [v4, v6]
+    assert dict(table.items()) == {v4: blackhole(v4), v6: blackhole(v6)}
+    assert list(table.values()) == [blackhole(v4), blackhole(v6)]
+    assert table.pop(N("11.0.0.1/32")) == blackhole(v4)
+    with pytest.raises(KeyError):
+        table[v4]
+    with pytest.raises(ValueError):
+        table[v4] = blackhole(v6)  # a route is stored under its own prefix only
+    view = MappingProxyType(table)  # what NetlinkSink.installed() hands out
+    assert dict(view) == {v6: blackhole(v6)}
+
+
+def test_coalescer_with_a_route_table_drains_keyed_changes() -> None:
+    installed = RouteTable([(DST, r("192.168.100.1"))])
+    q = Coalescer(installed)
+    q.put(DST, r("192.168.100.2"))
+    q.put(DST, r("192.168.100.1"))  # back to what is installed
+    other = N("172.17.10.0/24")
+    q.put(other, blackhole(other))
+    q.put(DST, None)
+    assert DST in q and q.get(DST, "absent") is None and q.get(N("10.0.0.0/8"), "x") == "x"
+    assert list(q) == [other, DST]
+    assert q.drain_keyed() == [
+        (prefix_key(other), other, blackhole(other)),
+        (prefix_key(DST), DST, None),
+    ]
+    assert not q
+
+
+def test_coalescer_interleave_spreads_withdrawals_and_keeps_changes_first() -> None:
+    nets = [N(f"11.0.0.{i}/32") for i in range(10)]
+    installed = RouteTable((n, blackhole(n)) for n in nets[:8])
+    q = Coalescer(installed)
+    for n in nets[:8]:
+        q.put(n, None)
+    q.put(nets[8], blackhole(nets[8]))
+    q.put(nets[9], blackhole(nets[9]))
+    q.interleave(3)
+    assert list(q) == [nets[i] for i in (8, 9, 0, 3, 6, 1, 4, 7, 2, 5)]
+    assert [route for _, route in q.drain()] == [blackhole(nets[8]), blackhole(nets[9])] + [
+        None
+    ] * 8

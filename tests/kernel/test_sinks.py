@@ -103,3 +103,50 @@ def test_encoder_against_pyroute2(family: int) -> None:
                                   512), 43, table=254, metric=1024))  # fmt: skip
     assert delete["header"]["type"] == 25
     assert (delete["proto"], delete["type"], delete.get_attr("RTA_PRIORITY")) == (12, 6, 512)
+
+
+def test_fast_ipv4_encoder_against_pyroute2() -> None:
+    """The encoder's one-pack IPv4 paths (replace and delete), decoded by pyroute2."""
+    from kernel.coalesce import prefix_key
+    from kernel.netlink import _Link
+
+    sink = NetlinkSink(table=254, metric=1024)
+    sink._links = {"eth0": _Link(7, 1)}
+    msgs: list[bytes] = []
+    meta: list[tuple[object, object, object]] = []
+    dst = N("11.0.0.128/25")
+    route = KernelRoute(dst, (NextHop(A("10.255.0.2"), "eth0"),))
+    sink._encode([(prefix_key(dst), dst, route)], 100, msgs, meta, {})  # type: ignore[arg-type]
+    sink._encode([(prefix_key(dst), dst, None)], 200, msgs, meta, {})  # type: ignore[arg-type]
+    assert dict(sink.installed()) == {}  # recorded, then withdrawn again
+    add, delete = decode(msgs[0]), decode(msgs[1])
+    assert (add["header"]["type"], add["header"]["sequence_number"]) == (24, 100)
+    assert add["header"]["flags"] == 0x501
+    assert (add["family"], add["dst_len"], add["proto"], add["table"], add["flags"]) == (
+        socket.AF_INET, 25, 12, 254, 4,  # onlink
+    )  # fmt: skip
+    assert add.get_attr("RTA_DST") == "11.0.0.128"
+    assert add.get_attr("RTA_GATEWAY") == "10.255.0.2"
+    assert (add.get_attr("RTA_OIF"), add.get_attr("RTA_PRIORITY")) == (7, 1024)
+    # sequence numbers are base + the index in msgs (errors are mapped back by them)
+    assert (delete["header"]["type"], delete["header"]["sequence_number"]) == (25, 201)
+    assert (delete["dst_len"], delete["proto"], delete.get_attr("RTA_DST")) == (
+        25,
+        12,
+        "11.0.0.128",
+    )
+    assert (delete.get_attr("RTA_TABLE"), delete.get_attr("RTA_PRIORITY")) == (254, 1024)
+    assert [m[0] for m in meta] == [dst, dst]
+
+
+def test_requests_are_joined_into_sends_that_fit_the_socket_buffer() -> None:
+    from kernel.netlink import _Channel
+
+    chan = _Channel.__new__(_Channel)
+    chan.chunk_bytes = 200
+    msgs = [bytes([i]) * 68 for i in range(7)]
+    chunks = chan.chunks(msgs)
+    assert [len(c) for c in chunks] == [136, 136, 136, 68]
+    assert b"".join(chunks) == b"".join(msgs)
+    chan.chunk_bytes = 10  # a message larger than a send still goes, alone
+    assert [len(c) for c in chan.chunks(msgs[:2])] == [68, 68]
