@@ -129,13 +129,21 @@ class AddLargeCommunity:
 
 
 @dataclass(frozen=True, slots=True)
+class AddExtCommunity:
+    """Add an extended community (RFC 4360; the 8 octets as an int)."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
 class PrependOwnAs:
     """Prepend the local AS of the session `times` times (Calico `prependASPath`)."""
 
     times: int = 1
 
 
-Action = Accept | Reject | SetLocalPref | SetMed | AddCommunity | AddLargeCommunity | PrependOwnAs
+Action = (Accept | Reject | SetLocalPref | SetMed | AddCommunity | AddLargeCommunity
+          | AddExtCommunity | PrependOwnAs)
 
 ACCEPT = Accept()
 REJECT = Reject()
@@ -240,6 +248,10 @@ def _modify(attrs: AttrSet, action: Action, peer: PeerInfo) -> AttrSet:
         if action.value in attrs.large_communities:
             return attrs
         return attrs.replace(large_communities=(*attrs.large_communities, action.value))
+    if isinstance(action, AddExtCommunity):
+        if action.value in attrs.ext_communities:
+            return attrs
+        return attrs.replace(ext_communities=(*attrs.ext_communities, action.value))
     if isinstance(action, PrependOwnAs):
         return attrs.replace(as_path=attrs.as_path.prepend(peer.local_asn, action.times))
     raise TypeError(f"not a modifying action: {action!r}")  # pragma: no cover

@@ -242,6 +242,7 @@ class PolicyThen:
     med: int | None = None
     add_community: tuple[tuple[int, int], ...] = ()
     add_large_community: tuple[tuple[int, int, int], ...] = ()
+    add_ext_community: tuple[int, ...] = ()  # RFC 4360, 8 octets as an int
     prepend: int = 0  # prepend our own AS this many times
 
 
@@ -926,6 +927,7 @@ class _Validator:
                 med=tt.get("med", _range_int(0, MAX_ASN), None),
                 add_community=tt.get("add_community", _list_of(_community), ()),
                 add_large_community=tt.get("add_large_community", _list_of(_large_community), ()),
+                add_ext_community=tt.get("add_ext_community", _list_of(_ext_community), ()),
                 prepend=tt.get("prepend", _range_int(0, 32), 0),
             )
             tt.done()
@@ -1211,6 +1213,35 @@ def _community(value: Any) -> tuple[int, int]:
     if not m or int(m.group(1)) > 65535 or int(m.group(2)) > 65535:
         raise ValueError(f"a community is \"ASN:VALUE\" with both 0..65535, got {_show(value)}")
     return int(m.group(1)), int(m.group(2))
+
+
+def _ext_community(value: Any) -> int:
+    """"rt:ADMIN:VALUE" / "soo:ADMIN:VALUE" (route target / site of origin, RFC 4360):
+    ADMIN a 2-octet AS (VALUE 0..2^32-1), a 4-octet AS (RFC 5668) or an IPv4 address
+    (VALUE 0..65535). Returns the 8 octets as an int."""
+    text = _str(value)
+    m = re.fullmatch(r"(rt|soo):([0-9.]+):(\d+)", text)
+    err = (f"an extended community is \"rt:ADMIN:VALUE\" or \"soo:ADMIN:VALUE\" (ADMIN an "
+           f"AS number or an IPv4 address), got {_show(value)}")
+    if not m:
+        raise ValueError(err)
+    sub = 0x02 if m.group(1) == "rt" else 0x03
+    admin, num = m.group(2), int(m.group(3))
+    if "." in admin:
+        try:
+            addr = int(ipaddress.IPv4Address(admin))
+        except ValueError:
+            raise ValueError(err) from None
+        typ, high, width = 0x01, addr, 16
+    elif int(admin) <= 0xFFFF:
+        typ, high, width = 0x00, int(admin), 32
+    elif int(admin) <= MAX_ASN:
+        typ, high, width = 0x02, int(admin), 16
+    else:
+        raise ValueError(err)
+    if num >= 1 << width:
+        raise ValueError(f"{err}: VALUE must be below {1 << width} with that ADMIN")
+    return (typ << 56) | (sub << 48) | (high << width) | num
 
 
 def _large_community(value: Any) -> tuple[int, int, int]:

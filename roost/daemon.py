@@ -38,6 +38,7 @@ from bgp.events import SessionDown
 from bgp.policy import (
     ACCEPT,
     AddCommunity,
+    AddExtCommunity,
     AddLargeCommunity,
     Match,
     PeerType,
@@ -122,6 +123,7 @@ def compile_policy(p: cfg.PolicyConfig) -> Policy:
             actions.append(SetMed(then.med))
         actions.extend(AddCommunity(_community(c)) for c in then.add_community)
         actions.extend(AddLargeCommunity(LargeCommunity(*c)) for c in then.add_large_community)
+        actions.extend(AddExtCommunity(c) for c in then.add_ext_community)
         if then.prepend:
             actions.append(PrependOwnAs(then.prepend))
         if then.action == "accept":
