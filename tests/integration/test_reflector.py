@@ -411,8 +411,18 @@ def test_two_reflectors_one_cluster_survive_sigkill(lab: Lab) -> None:
 
     took = wait_all(nodes, two_paths, 30, "every node has each block from both reflectors")
     # The reflectors reflect client routes to each other, and each drops the other's
-    # reflection: our CLUSTER_ID is already in its CLUSTER_LIST (RFC 4456 §8).
-    for k, rr in enumerate(rrs):
+    # reflection: our CLUSTER_ID is already in its CLUSTER_LIST (RFC 4456 §8). The session
+    # between the reflectors may come up after the clients', so wait for it.
+    def mate_reflections_refused(k: int, i: int) -> bool:
+        rej = rrs[k].show("route-reasons", block(i))["rejected"]
+        return [(r["peer"], r["reason"]) for r in rej] == [
+            (addrs[1 - k], "our CLUSTER_ID in CLUSTER_LIST")]
+
+    for k in (0, 1):
+        for i in (1, 2, 3):
+            wait_for(lambda k=k, i=i: mate_reflections_refused(k, i), 10,
+                     what=f"rr{k + 1} refuses rr{2 - k}'s reflection of {block(i)}")
+    for k, rr in enumerate(rrs):  # and the CLI says the same
         for i in (1, 2, 3):
             rej = rr.cli_show("route-reasons", block(i))["rejected"]
             assert [(r["peer"], r["reason"]) for r in rej] == [
