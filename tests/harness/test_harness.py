@@ -134,7 +134,8 @@ def test_bird_frr_kernel_and_notification(lab: Lab) -> None:  # noqa: F811
     # (BIRD does not send a static route's bgp_med over eBGP, so no MED here)
     b.add_route("10.2.1.0/24", communities=["65002:1", "no-export"],
                 as_path=[65100, 65200], origin="egp")
-    r = _only(f.wait_route("10.2.1.0/24", timeout=10))
+    # FRR lists a route before its best-path run has marked it: wait for the mark.
+    r = _only(f.wait_route("10.2.1.0/24", timeout=10, pred=lambda ps: ps[0].best))
     assert (r.next_hop, r.as_path, r.origin) == (h2.addr4, [65002, 65100, 65200], "egp")
     assert r.communities == ["65002:1", "65535:65281"] and r.best
 
