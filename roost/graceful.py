@@ -110,8 +110,17 @@ class GracefulRestartHelper:
             self._arm()
 
     def session_down(self, key: str, event: SessionDown) -> frozenset[Family]:
-        """The families whose routes `Speaker.peer_down` must keep as stale."""
+        """The families whose routes `Speaker.peer_down` must keep as stale.
+
+        A session that never reached Established (a reconnect attempt closed or refused
+        in OpenSent / OpenConfirm) has no negotiated context here and changes nothing:
+        the stale routes of the previous session and their restart-time / stale timers
+        stay armed (RFC 4724 §4.2: if the session is not re-established within the
+        Restart Time the stale routes MUST be deleted; a failed attempt must not lose
+        that timer). `Speaker.peer_down` ignores such sessions as well."""
         negotiated = self._negotiated.pop(key, None)
+        if negotiated is None:
+            return frozenset()
         retain = retained_families(event.reason, event.notification, negotiated)
         state = self._states.setdefault(key, HelperState(self.stale_time))
         if is_hard_reset(event.notification) or not retain:

@@ -222,3 +222,32 @@ def test_session_down_event_shape() -> None:
     # What the daemon feeds the rules: the SessionDown reason and NOTIFICATION.
     down = SessionDown(DownReason.NOTIFICATION_RECEIVED, HARD_RESET)
     assert retained_families(down.reason, down.notification, neg(gr(), gr())) == set()
+
+
+def test_failed_reconnect_keeps_the_restart_timer() -> None:
+    # TCP close after Established keeps the routes stale; a reconnect attempt refused
+    # before Established (no negotiated context) must not drop the helper's restart
+    # timer, or the stale routes would stay forever (RFC 4724 §4.2).
+    from roost.graceful import GracefulRestartHelper
+
+    now = [0.0]
+    sp, _ = make_speaker("10.0.0.1")
+    pa = peer("A", "10.0.0.2")
+    helper = GracefulRestartHelper(sp, lambda out: None, stale_time=360,
+                                   clock=lambda: now[0])
+    up(sp, pa)
+    helper.session_up("A", neg(gr(), gr(time=120)))
+    sp.receive_update("A", announce(attrs("10.0.0.2", local_pref=100), "172.17.8.0/24"), 1.0)
+    retain = helper.session_down("A", SessionDown(DownReason.TCP_CLOSED, None))
+    assert retain == {V4}
+    sp.peer_down("A", 2.0, retain)
+    assert [p["stale"] for r in sp.routes() for p in r["paths"]] == [True]
+    now[0] = 10.0
+    refused = SessionDown(DownReason.NOTIFICATION_RECEIVED,
+                          Notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_REJECTED))
+    assert helper.session_down("A", refused) == frozenset()
+    sp.peer_down("A", 10.0, frozenset())
+    assert helper.stale_families("A") == {V4}
+    now[0] = 200.0  # past the peer's restart time (120 s)
+    helper.run_timers()
+    assert sp.routes() == []
