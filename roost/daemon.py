@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bgp.aio.peer import BgpPeer, Listener, TransportOptions
@@ -217,10 +217,18 @@ class _PeerState:
     config: cfg.PeerConfig
     peer: BgpPeer
     since: float | None = None  # wall clock of the last state change (up or down)
-    eor: bool = False
+    # The session's negotiated families and those the peer has sent End-of-RIB for
+    # (RFC 4724 §2) since it came up: the startup prune waits for all of them.
+    families: frozenset[Family] = frozenset()
+    eor_families: set[Family] = field(default_factory=set)
     # Wall clock when the last UPDATE with routes (not End-of-RIB) had been fully
     # processed: `show peers` reports it so that benchmarks time convergence exactly.
     last_update: float | None = None
+
+    @property
+    def eor(self) -> bool:
+        """The peer sent End-of-RIB for every negotiated family."""
+        return bool(self.families) and self.families <= self.eor_families
 
 
 class Daemon:
@@ -532,19 +540,33 @@ class Daemon:
         if sink is None or tunnel is None or self._stopping.is_set():
             return
         net = prefix.network()
+        # Called from inside the speaker's UPDATE processing: an exception here would
+        # abandon the rest of the batch (its other prefixes never advertised), so one
+        # bad route is logged and leaves the kernel without a route for that prefix (as
+        # when no next hop is usable).
         route: KernelRoute | None = None
-        if sel is not None:
-            if sel.best.is_local:
-                route = blackhole(net) if self.config.kernel.blackhole else None
-            else:
-                own = self.config.router.addresses
-                gateways = []
-                for path in sel.multipath or (sel.best,):
-                    nh = path.attrs.next_hop
-                    if nh is not None and nh not in own and nh not in gateways:
+        try:
+            if sel is not None:
+                if sel.best.is_local:
+                    route = blackhole(net) if self.config.kernel.blackhole else None
+                else:
+                    own = self.config.router.addresses
+                    gateways = []
+                    for path in sel.multipath or (sel.best,):
+                        nh = path.attrs.next_hop
+                        if nh is None or nh in own or nh in gateways:
+                            continue
+                        if nh.version != net.version:
+                            # RFC 8950 next hop of another family: not installable here.
+                            log.warning("kernel: %s: next hop %s is another address "
+                                        "family; not installed", prefix, nh)
+                            continue
                         gateways.append(nh)
-                if gateways:
-                    route = tunnel.route(net, gateways)
+                    if gateways:
+                        route = tunnel.route(net, gateways)
+        except Exception:
+            log.exception("kernel: %s: no kernel route for the new best path", prefix)
+            route = None
         sink.update(net, route)
         if self._flush_task is None or self._flush_task.done():
             # One flush per burst of changes (the sinks coalesce per prefix meanwhile).
@@ -810,7 +832,8 @@ class _Handler:
         if state is None:
             return
         state.since = time.time()
-        state.eor = False
+        state.families = negotiated.families
+        state.eor_families = set()
         fams = ", ".join(sorted(map(str, negotiated.families)))
         log.info("%s (%s): Established: AS%d, router id %s, hold time %d s, %s%s",
                  peer.name, self.key, negotiated.peer_asn, negotiated.peer_router_id,
@@ -835,7 +858,7 @@ class _Handler:
     def on_end_of_rib(self, peer: BgpPeer, family: Family) -> None:
         state = self._state(peer)
         if state is not None:
-            state.eor = True
+            state.eor_families.add(family)
             log.debug("%s: End-of-RIB %s", peer.name, family)
             self.daemon.graceful.end_of_rib(self.key, family)
 

@@ -707,7 +707,10 @@ def decode_mp_reach(value: bytes, ctx: Negotiated, flags: int = _O) -> MpReach |
         +---------------------------------------------------------+
 
     Next hop: 4 octets (IPv4), 16 (IPv6 global) or 32 (global + link-local, RFC 2545 §3);
-    an IPv6 next hop for IPv4 NLRI is RFC 8950.
+    an IPv6 next hop for IPv4 NLRI is RFC 8950, accepted only where that capability was
+    negotiated (`ctx.extended_next_hop`). Otherwise the next hop length is inconsistent
+    with the AFI: RFC 7606 §7.11 makes that a malformed MP_REACH_NLRI handled by session
+    reset (the NLRI cannot be located reliably), RFC 4760 §7.
     """
     code = AttrType.MP_REACH_NLRI
     if len(value) < 5:
@@ -724,6 +727,8 @@ def decode_mp_reach(value: bytes, ctx: Negotiated, flags: int = _O) -> MpReach |
     link_local: ipaddress.IPv6Address | None = None
     if nh_len == 4 and afi == Afi.IPV4:
         next_hop = ipaddress.IPv4Address(nh)
+    elif afi != Afi.IPV6 and family not in ctx.extended_next_hop:
+        raise _mp_error(flags, code, value, f"next hop length {nh_len} for AFI {afi}")
     elif nh_len == 16:
         next_hop = ipaddress.IPv6Address(nh)
     elif nh_len == 32:

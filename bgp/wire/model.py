@@ -17,6 +17,8 @@ from bgp.types import (
     MAX_EXTENDED_MESSAGE_LEN,
     MAX_MESSAGE_LEN,
     AddPathMode,
+    Afi,
+    AttrType,
     Family,
     RouteRefreshSubtype,
 )
@@ -26,6 +28,7 @@ from bgp.wire.capabilities import (
     Capability,
     EnhancedRouteRefreshCap,
     ExtendedMessageCap,
+    ExtendedNextHop,
     FourOctetAs,
     GracefulRestart,
     Multiprotocol,
@@ -97,14 +100,21 @@ class Update:
     discarded: tuple[int, ...] = ()  # attribute types discarded under RFC 7606
 
     def end_of_rib(self) -> Family | None:
-        """The family this UPDATE marks End-of-RIB for (RFC 4724 §2), else None."""
+        """The family this UPDATE marks End-of-RIB for (RFC 4724 §2), else None.
+
+        An MP attribute of a family the codec does not route is dropped but listed in
+        `discarded`: such an UPDATE (e.g. the End-of-RIB of VPNv4) is not ours, and
+        in particular not the IPv4 End-of-RIB, which is an UPDATE with no attributes.
+        """
         if self.withdrawn or self.nlri or self.mp_reach is not None:
+            return None
+        if AttrType.MP_REACH_NLRI in self.discarded or AttrType.MP_UNREACH_NLRI in self.discarded:
             return None
         if self.mp_unreach is not None:
             if self.mp_unreach.nlri or (self.attrs is not None and _has_attrs(self.attrs)):
                 return None
             return self.mp_unreach.family
-        if self.attrs is None:
+        if self.attrs is None and not self.discarded:
             return IPV4_UNICAST
         return None
 
@@ -191,6 +201,10 @@ class Negotiated:
     addpath_receive: frozenset[Family] = frozenset()  # peer sends us path identifiers
     addpath_send: frozenset[Family] = frozenset()  # we send the peer path identifiers
     extended_message: bool = False
+    # RFC 8950: families whose MP_REACH_NLRI may carry an IPv6 next hop (both OPENs
+    # listed family → IPv6 next hop). roost does not advertise the capability, so this
+    # is empty in its sessions and an IPv6 next hop on IPv4 NLRI is malformed.
+    extended_next_hop: frozenset[Family] = frozenset()
     route_refresh: bool = False
     enhanced_route_refresh: bool = False
     hold_time: int = 90
@@ -239,6 +253,10 @@ def negotiate(local: Open, remote: Open, keepalive_time: int | None = None) -> N
         f for f in families
         if ours.get(f, 0) & AddPathMode.SEND and theirs.get(f, 0) & AddPathMode.RECEIVE
     )
+    def ipv6_next_hop(msg: Open) -> frozenset[Family]:
+        return frozenset(e.family for c in msg.capabilities if isinstance(c, ExtendedNextHop)
+                         for e in c.entries if e.next_hop_afi == Afi.IPV6)
+
     gr_remote = remote.find(GracefulRestart)
     gr_local = local.find(GracefulRestart)
     return Negotiated(
@@ -247,6 +265,7 @@ def negotiate(local: Open, remote: Open, keepalive_time: int | None = None) -> N
         addpath_receive=rx,
         addpath_send=tx,
         extended_message=has(local, ExtendedMessageCap) and has(remote, ExtendedMessageCap),
+        extended_next_hop=families & ipv6_next_hop(local) & ipv6_next_hop(remote),
         route_refresh=has(remote, RouteRefreshCap) and has(local, RouteRefreshCap),
         enhanced_route_refresh=has(remote, EnhancedRouteRefreshCap)
         and has(local, EnhancedRouteRefreshCap),

@@ -175,6 +175,7 @@ def contexts(draw: st.DrawFn) -> Negotiated:
         addpath_receive=addpath,
         addpath_send=addpath,
         extended_message=True,
+        extended_next_hop=frozenset({IPV4_UNICAST}),  # RFC 8950 next hops in mp_reaches
     )
 
 

@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from bgp.types import IPV4_UNICAST, IPV6_UNICAST, RouteRefreshSubtype
+from bgp.errors import ErrorHandling, ProtocolError
+from bgp.types import IPV4_UNICAST, IPV6_UNICAST, ErrorCode, RouteRefreshSubtype, UpdateError
 from bgp.wire.attributes import AsPath, AttrSet
 from bgp.wire.capabilities import FourOctetAs, Multiprotocol, RouteRefreshCap
 from bgp.wire.messages import decode_message, encode_message
@@ -176,6 +177,16 @@ def test_end_of_rib_vectors() -> None:
         assert upd.end_of_rib() == fam
 
 
+def test_end_of_rib_of_a_family_not_routed_is_not_ipv4() -> None:
+    # The End-of-RIB of VPNv4 (1/128): an empty MP_UNREACH_NLRI the codec drops. It is
+    # recorded in `discarded` and must not read as the IPv4 End-of-RIB (no attributes).
+    for attr in ("800f03 0001 80", "800e0a 0001 80 04 0a000001 00 00"):
+        body = h("0000" + f"{len(h(attr)):04x}" + attr)
+        upd = decode_message(2, body, ASN4)
+        assert isinstance(upd, Update) and upd.attrs is None and upd.mp_unreach is None
+        assert upd.end_of_rib() is None
+
+
 def test_ipv6_next_hop_with_link_local() -> None:
     # RFC 2545 §3: 32-octet next hop = global + link-local.
     value = (
@@ -196,13 +207,21 @@ def test_rfc8950_ipv4_nlri_with_ipv6_next_hop() -> None:
     value = "0001 01 10 20010db8000000000000000000000001 00 18 c00002"
     attr = "800e" + f"{len(h(value)):02x}" + value
     body = h("0000" + f"{len(h(attr)) + 7:04x}" + attr + "400101 00 400200")
-    upd = decode_message(2, body, ASN4)
+    ctx = Negotiated(asn4=True, extended_next_hop=frozenset({IPV4_UNICAST}))
+    upd = decode_message(2, body, ctx)
     assert isinstance(upd, Update)
     assert upd.mp_reach == MpReach(
         IPV4_UNICAST, ipaddress.IPv6Address("2001:db8::1"), (nlri("192.0.2.0/24"),)
     )
     ((fam, attrs, _routes),) = list(upd.announced())
     assert fam == IPV4_UNICAST and attrs.next_hop == ipaddress.IPv6Address("2001:db8::1")
+    # Without the Extended Next Hop capability the 16-octet next hop is inconsistent
+    # with AFI 1: malformed MP_REACH_NLRI, session reset (RFC 7606 §7.11).
+    with pytest.raises(ProtocolError) as exc:
+        decode_message(2, body, ASN4)
+    assert exc.value.code == ErrorCode.UPDATE_MESSAGE
+    assert exc.value.subcode == UpdateError.OPTIONAL_ATTRIBUTE_ERROR
+    assert exc.value.handling == ErrorHandling.SESSION_RESET
 
 
 def test_addpath_ipv4_vectors() -> None:
@@ -227,3 +246,18 @@ def test_extended_length_attribute_both_ways() -> None:
     body = h("0000 0005 50 01 0001 02")
     got = decode_message(2, body, ASN4)
     assert isinstance(got, Update) and got.attrs == AttrSet.make(origin=2)
+
+
+def test_extended_next_hop_is_negotiated_only_when_both_sides_list_it() -> None:
+    from bgp.types import Afi
+    from bgp.wire.capabilities import ExtendedNextHop, ExtendedNextHopEntry
+    from bgp.wire.model import negotiate
+
+    enh = ExtendedNextHop((ExtendedNextHopEntry(IPV4_UNICAST, Afi.IPV6),))
+    caps = (Multiprotocol(IPV4_UNICAST), FourOctetAs(65000))
+    rid = ipaddress.IPv4Address("10.0.0.1")
+    plain, with_enh = Open(65000, 90, rid, caps), Open(65000, 90, rid, (*caps, enh))
+    assert negotiate(with_enh, with_enh).extended_next_hop == {IPV4_UNICAST}
+    # roost's own OPEN does not carry the capability: nothing negotiated.
+    assert negotiate(plain, with_enh).extended_next_hop == frozenset()
+    assert negotiate(with_enh, plain).extended_next_hop == frozenset()

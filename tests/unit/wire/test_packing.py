@@ -57,6 +57,7 @@ def test_pack_announcements_roundtrip(
         addpath_send=frozenset({family}) if addpath else frozenset(),
         addpath_receive=frozenset({family}) if addpath else frozenset(),
         extended_message=extended,
+        extended_next_hop=frozenset({IPV4_UNICAST}),  # RFC 8950 case below
     )
     routes = data.draw(nlris(family.afi, addpath, max_size=2000))
     if family == IPV4_UNICAST and data.draw(st.booleans()):
