@@ -52,7 +52,7 @@ from bgp.types import (
     Origin,
     WellKnownCommunity,
 )
-from bgp.wire.attributes import AttrSet, IPAddress, UnknownAttribute, format_community
+from bgp.wire.attributes import AttrSet, IPAddress, format_community
 from bgp.wire.model import Negotiated, Update
 from bgp.wire.prefix import Nlri, Prefix
 
@@ -705,12 +705,9 @@ class Speaker:
         changes: dict[str, Any] = {}
         if source is not None and attrs.unknown:
             # RFC 4271 §5: unrecognised non-transitive attributes are not passed along;
-            # unrecognised transitive ones get the Partial bit.
-            changes["unknown"] = tuple(
-                UnknownAttribute(u.type_code, u.flags | AttrFlag.PARTIAL, u.value)
-                for u in attrs.unknown
-                if u.flags & AttrFlag.TRANSITIVE
-            )
+            # the Partial bit of the transitive ones is set by the encoder
+            # (`encode_attributes`).
+            changes["unknown"] = tuple(u for u in attrs.unknown if u.flags & AttrFlag.TRANSITIVE)
         mode = target.next_hop
         if not target.is_ibgp:
             # §5.1.2: prepend our own AS; §5.1.5: no LOCAL_PREF to external peers;
