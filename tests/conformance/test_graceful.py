@@ -15,14 +15,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from tests.harness.daemons import Bird, Daemon, Neighbor
 from tests.harness.fixtures import require_daemons
-from tests.harness.netns import Host, Lab, require_netns, wait_for
+from tests.harness.netns import Host, Lab, wait_for
 
 from .harness import (
     CLASSES,
@@ -59,13 +59,6 @@ class GrBird(Bird):
     def _proto(self, n: Neighbor) -> str:
         return super()._proto(n).replace("  hold time", "  graceful restart on;\n  hold time",
                                          1)
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    require_netns()
-    with Lab(tmp_path) as the_lab:
-        yield the_lab
 
 
 def gr_daemon(kind: str, host: Host, neighbors: Sequence[Neighbor],

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.harness.daemons import Neighbor
 from tests.harness.fixtures import require_daemons
-from tests.harness.netns import Lab, require_netns
+from tests.harness.netns import Lab
 
 from .harness import (
     CLASSES,
@@ -26,13 +24,6 @@ from .harness import (
     roost_toml,
 )
 from .matrix import daemons_for
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    require_netns()
-    with Lab(tmp_path) as the_lab:
-        yield the_lab
 
 
 def _md5_pair(lab: Lab, daemon: str, roost_key: str, daemon_key: str) -> tuple[Roost, object]:

@@ -10,14 +10,13 @@ import re
 import signal
 import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness.daemons import Bird, Daemon, ExaBgp, Frr, GoBgp, Neighbor
 from tests.harness.fixtures import require_daemons
-from tests.harness.netns import Host, Lab, require_netns, wait_for
+from tests.harness.netns import Host, Lab, wait_for
 
 from .harness import (
     CLASSES,
@@ -34,13 +33,6 @@ from .harness import (
     start_pair,
 )
 from .matrix import daemons_for
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    require_netns()
-    with Lab(tmp_path) as the_lab:
-        yield the_lab
 
 
 def _need(kind: str) -> None:

@@ -18,14 +18,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness.netns import Host, Lab, require_netns, wait_for
+from tests.harness.netns import Host, Lab, wait_for
 from tests.integration.roost_node import RoostNode
 
 pytestmark = pytest.mark.needs_root
@@ -34,13 +33,6 @@ pytestmark = pytest.mark.needs_root
 
 def block(i: int) -> str:
     return f"172.17.{i}.0/24"
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    require_netns()
-    with Lab(tmp_path) as the_lab:
-        yield the_lab
 
 
 # ------------------------------------------------------------------------ configs

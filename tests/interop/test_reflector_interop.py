@@ -11,13 +11,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from tests.harness.daemons import Bird, GoBgp, Neighbor, RouteView
-from tests.harness.netns import Lab, require_netns, wait_for
+from tests.harness.netns import Lab, wait_for
 from tests.integration.roost_node import RoostNode
 from tests.integration.test_reflector import (
     Want,
@@ -31,13 +28,6 @@ from tests.integration.test_reflector import (
 pytestmark = [pytest.mark.needs_root, pytest.mark.interop]
 
 ASN = 64512
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    require_netns()
-    with Lab(tmp_path) as the_lab:
-        yield the_lab
 
 
 def _reflected(v: RouteView, owner: str, cluster: str) -> bool:
