@@ -294,11 +294,10 @@ class Speaker:
         peer = self._peer(key)
         if peer.negotiated is None:
             return {}
-        for fam, group in peer.groups.items():
+        for group in peer.groups.values():
             del group.members[key]
             if not group.members:
                 del self._groups[group.key]
-            del fam
         peer.groups = {}
         peer.negotiated = None
         peer.up_since = None
