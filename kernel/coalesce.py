@@ -12,7 +12,15 @@ them (~0.1 s per 100k routes; docs/benchmarks.md). The public side still speaks 
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, MutableMapping, ValuesView
+from collections.abc import (
+    ItemsView,
+    Iterable,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    MutableSet,
+    ValuesView,
+)
 from ipaddress import IPv4Network, IPv6Network
 from itertools import chain, islice
 
@@ -202,3 +210,21 @@ class Coalescer:
 
     def __iter__(self) -> Iterator[Prefix]:
         return iter([v.prefix if isinstance(v, KernelRoute) else v for v in self._pending.values()])
+
+
+def settle(queue: Coalescer, adopted: MutableSet[Prefix]) -> int:
+    """The end of a hold (restart recovery) or of the start-up grace: withdraw every route
+    ``adopted`` from an earlier run that nobody has desired since, and forget them.
+
+    What else is pending needs nothing here: ``drain`` compares each change with the
+    installed route, so a route desired exactly as the kernel has it costs no request (not
+    even a replace), a changed one is replaced, and one desired gone is deleted. Returns the
+    number of withdrawals queued.
+    """
+    queued = 0
+    for prefix in adopted:
+        if prefix not in queue:
+            queue.put(prefix, None)
+            queued += 1
+    adopted.clear()
+    return queued

@@ -13,6 +13,9 @@ Rules (STYLE.md lesson 9, BIRD's krt):
 * ``replace`` (NLM_F_CREATE|NLM_F_REPLACE) to add or change: idempotent, no flap.
 * Start-up dumps the table and reconciles: identical routes are adopted without a request,
   different ones replaced, stale ones of ours removed (or kept until ``prune()``).
+* Restart recovery: ``hold()`` queues every change (the adopted routes keep forwarding)
+  until ``release()`` applies them in one pass against what is installed (``settle``).
+  Meanwhile nothing is sent to the kernel; the watch still records what happens there.
 * Requests are batched: one ``send()`` per slice of up to ``DRAIN_ITEMS`` changes (at most
   ``CHUNK_BYTES``), without NLM_F_ACK. rtnetlink processes a send synchronously and queues an
   NLMSG_ERROR (with the request's sequence number) only for failures, so after each send the
@@ -67,7 +70,7 @@ from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from kernel.coalesce import V6_KEY, Coalescer, KeyedChange, RouteTable
+from kernel.coalesce import V6_KEY, Coalescer, KeyedChange, RouteTable, settle
 from kernel.routes import TUNNEL_DEVICE, IPAddress, KernelRoute, NextHop, Prefix
 from kernel.sink import DEFAULT_METRIC, RT_TABLE_MAIN, RTPROT_BIRD, ip_route_command
 
@@ -651,6 +654,7 @@ class NetlinkSink:
         self._resync_handle: asyncio.TimerHandle | None = None
         self._resync_task: asyncio.Task[None] | None = None
         self._started = False
+        self._held = False  # restart recovery: changes wait for release()
         self.stats = {"requests": 0, "errors": 0, "restored": 0, "resyncs": 0}
 
     # --- FibSink API ---------------------------------------------------------------
@@ -682,7 +686,7 @@ class NetlinkSink:
             self._kick()
 
     async def flush(self) -> None:
-        if not self._started:
+        if not self._started or self._held:
             return
         async with self._flushing:
             # Pipelined: slice N+1 is encoded here while the worker thread is in send() with
@@ -727,6 +731,7 @@ class NetlinkSink:
         if self._started:
             await self.flush()
             if flush_routes:
+                self._held = False
                 self._unconfirmed.clear()
                 for prefix in list(self._installed):
                     self._queue.put(prefix, None)
@@ -756,12 +761,23 @@ class NetlinkSink:
         """Desired routes the kernel refused (retried when a link comes up)."""
         return MappingProxyType(self._failed)
 
+    def hold(self) -> None:
+        """Restart recovery: queue every change from now on, send none, until ``release``."""
+        self._held = True
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    async def release(self) -> None:
+        """End the hold: apply the queue in one pass and remove the adopted routes nobody
+        desired since (routes desired as installed cost no request)."""
+        self._held = False
+        await self.prune()
+
     async def prune(self) -> None:
         """Remove routes adopted at start that nobody asked for since (prune_on_start=False)."""
-        for prefix in self._unconfirmed:
-            if prefix not in self._queue:
-                self._queue.put(prefix, None)
-        self._unconfirmed.clear()
+        settle(self._queue, self._unconfirmed)
         await self.flush()
 
     async def resync(self) -> None:
@@ -789,7 +805,9 @@ class NetlinkSink:
 
     # --- applying changes ----------------------------------------------------------
     def _kick(self) -> None:
-        if not self._started or (self._kick_task is not None and not self._kick_task.done()):
+        if not self._started or self._held or (
+            self._kick_task is not None and not self._kick_task.done()
+        ):
             return
         self._kick_task = asyncio.get_running_loop().create_task(self._background_flush())
 

@@ -2,16 +2,23 @@
 
 A sink takes the desired state of prefixes (``update``, non-blocking, coalesced) and makes
 the kernel match it (``flush`` waits until it does). It owns only its own routes.
+
+Restart recovery (``roost run -R``, BIRD's ``bird -R``): the routes an earlier run left in
+the kernel are adopted at ``start`` and forward traffic meanwhile; ``hold`` keeps every
+change queued while the producer rebuilds its state, and ``release`` applies the result in
+one pass against what is installed (``kernel.coalesce.settle``): unchanged routes are left
+alone, changed ones replaced, and adopted ones nobody desired since removed. When to
+release is the producer's decision; the sink knows nothing of why.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Protocol, TextIO, runtime_checkable
 
-from kernel.coalesce import Coalescer, RouteTable
+from kernel.coalesce import Coalescer, RouteTable, settle
 from kernel.routes import KernelRoute, Prefix
 
 RT_TABLE_MAIN = 254
@@ -31,33 +38,56 @@ class FibSink(Protocol):
         """Wait until every update so far has been applied (or has failed and been reported)."""
 
     async def close(self, flush_routes: bool = False) -> None:
-        """Stop; keep our routes in the kernel (BIRD's ``persist``) unless ``flush_routes``."""
+        """Stop; keep our routes in the kernel (BIRD's ``persist``) unless ``flush_routes``.
+        Changes still held are dropped (the kernel keeps what it has for the next run)."""
 
     def installed(self) -> Mapping[Prefix, KernelRoute]:
         """What this sink has in the kernel now."""
+
+    def hold(self) -> None:
+        """Queue every change from now on without applying it, until ``release``."""
+
+    async def release(self) -> None:
+        """Stop holding and make the kernel match in one pass: changed routes replaced,
+        routes adopted at start that nobody desired since removed, the rest untouched."""
 
 
 class MemorySink:
     """A FibSink in memory, for tests of other components.
 
     Changes are coalesced like the real sink's and applied at ``flush()``; ``operations``
-    records what a kernel would have been asked to do.
+    records what a kernel would have been asked to do. ``adopt``: routes an earlier run
+    left "in the kernel", adopted at start like the netlink sink's and removed at
+    ``release`` unless desired since.
     """
 
-    def __init__(self) -> None:
-        self._installed = RouteTable()
+    def __init__(self, adopt: Iterable[KernelRoute] = ()) -> None:
+        self._installed = RouteTable((route.prefix, route) for route in adopt)
         self._queue = Coalescer(self._installed)
+        self._adopted: set[Prefix] = set(self._installed)  # not desired since start
         self.operations: list[tuple[str, Prefix]] = []
         self.started = False
         self.closed = False
+        self.held = False
 
     async def start(self) -> None:
         self.started = True
 
     def update(self, prefix: Prefix, route: KernelRoute | None) -> None:
+        self._adopted.discard(prefix)
         self._queue.put(prefix, route)
 
+    def hold(self) -> None:
+        self.held = True
+
+    async def release(self) -> None:
+        self.held = False
+        settle(self._queue, self._adopted)
+        await self.flush()
+
     async def flush(self) -> None:
+        if self.held:
+            return
         for prefix, route in self._queue.drain():
             if route is None:
                 self.operations.append(("delete", prefix))
@@ -69,6 +99,7 @@ class MemorySink:
     async def close(self, flush_routes: bool = False) -> None:
         await self.flush()
         if flush_routes:
+            self.held = False
             for prefix in list(self._installed):
                 self.update(prefix, None)
             await self.flush()
@@ -129,6 +160,8 @@ class DryRunSink(MemorySink):
         self.table = table
 
     async def flush(self) -> None:
+        if self.held:
+            return
         for prefix, route in self._queue.drain():
             if route is None:
                 old = self._installed.pop(prefix)
