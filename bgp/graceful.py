@@ -1,8 +1,9 @@
-"""Graceful restart rules at the session level (RFC 4724, RFC 8538), pure.
+"""Graceful restart rules at the session level (RFC 4724, RFC 8538, RFC 9494), pure.
 
-Which session endings let a helper keep the peer's routes (`retained_families`), when a
-Cease becomes a Hard Reset (`hard_reset_notification`), and which capability a speaker
-puts in its OPEN (`restart_capability`). The RIB side (stale paths, timers) is
+Which session endings let a helper keep the peer's routes (`retained_families`, and for
+long-lived graceful restart `long_lived_families`), when a Cease becomes a Hard Reset
+(`hard_reset_notification`), and which capabilities a speaker puts in its OPEN
+(`restart_capability`, `long_lived_capability`). The RIB side (stale paths, timers) is
 `bgp.rib.graceful`.
 """
 
@@ -13,13 +14,20 @@ from typing import Final
 
 from bgp.fsm import DownReason
 from bgp.types import CeaseSubcode, ErrorCode, Family
-from bgp.wire.capabilities import GracefulRestart, GracefulRestartFamily
+from bgp.wire.capabilities import (
+    GracefulRestart,
+    GracefulRestartFamily,
+    LongLivedFamily,
+    LongLivedGracefulRestart,
+)
 from bgp.wire.model import Negotiated, Notification
 
 __all__ = [
     "HARD_RESET_CEASES",
     "hard_reset_notification",
     "is_hard_reset",
+    "long_lived_capability",
+    "long_lived_families",
     "notification_negotiated",
     "restart_capability",
     "retained_families",
@@ -52,6 +60,10 @@ _NOTIFICATION_ENDINGS: Final = frozenset({
     DownReason.NOTIFICATION_RECEIVED,
     DownReason.FSM_ERROR,
     DownReason.COLLISION,
+    # RFC 9687 code 8, and roost's AutomaticStop (Cease / Out of Resources): NOTIFICATIONs
+    # we sent; the session comes back by itself.
+    DownReason.SEND_HOLD_TIMER_EXPIRED,
+    DownReason.AUTOMATIC_STOP,
 })
 
 
@@ -88,18 +100,51 @@ def retained_families(
     peer_gr = negotiated.peer_graceful_restart
     if peer_gr is None or negotiated.local_graceful_restart is None:
         return frozenset()
+    if not _graceful_ending(reason, notification, negotiated):
+        return frozenset()
+    return frozenset(f.family for f in peer_gr.families) & negotiated.families
+
+
+def _graceful_ending(
+    reason: DownReason, notification: Notification | None, negotiated: Negotiated
+) -> bool:
     if reason in _TCP_ENDINGS:
-        pass
-    elif reason in _NOTIFICATION_ENDINGS:
+        return True
+    if reason in _NOTIFICATION_ENDINGS:
         # RFC 8538 §4: with the N bit, "the Graceful Restart procedures ... are followed
         # when a BGP NOTIFICATION message is sent or received" - except the Hard Reset,
         # which asks for a full reset. Without the N bit RFC 4724 applies: a NOTIFICATION
         # ends the session for good.
-        if not notification_negotiated(negotiated) or is_hard_reset(notification):
-            return frozenset()
-    else:  # ADMIN_STOP: we ended it on purpose (deconfigured, reset, shutting down)
-        return frozenset()
-    return frozenset(f.family for f in peer_gr.families) & negotiated.families
+        return notification_negotiated(negotiated) and not is_hard_reset(notification)
+    return False  # ADMIN_STOP: we ended it on purpose (deconfigured, reset, shutting down)
+
+
+def long_lived_families(
+    reason: DownReason, notification: Notification | None, negotiated: Negotiated | None
+) -> dict[Family, int]:
+    """The families whose routes a helper keeps into the long-lived stale phase when an
+    Established session ends this way, each with its Long-lived Stale Time in seconds.
+
+    RFC 9494 §4.2: the same endings as graceful restart (the LLGR capability only counts
+    next to a GR capability, `negotiate`), for the families the peer listed with a
+    non-zero LLST - also those its GR capability does not list or whose restart time is
+    0 (the long-lived phase then starts at once). The time is the peer's, bounded by our
+    own advertised one (§4.2 "MAY ... a locally configured upper bound"); a family we
+    do not list ourselves is not kept long-lived.
+    """
+    if negotiated is None:
+        return {}
+    peer, local = negotiated.peer_long_lived, negotiated.local_long_lived
+    if peer is None or local is None:
+        return {}
+    if not _graceful_ending(reason, notification, negotiated):
+        return {}
+    out: dict[Family, int] = {}
+    for entry in peer.families:
+        limit = local.stale_time(entry.family)
+        if entry.family in negotiated.families and limit and entry.stale_time:
+            out[entry.family] = min(entry.stale_time, limit)
+    return out
 
 
 def hard_reset_notification(
@@ -134,11 +179,12 @@ def restart_capability(
     """Our Graceful Restart capability (RFC 4724 §3).
 
     `restarting` is the Restart State (R) bit: set in the OPENs of the restart window of a
-    speaker that came back with its forwarding state. `forwarding` is the per-family
-    Forwarding State (F) bit: "the forwarding state has indeed been preserved during the
-    previously BGP restart" - roost's kernel routes outlive the daemon, so it is set
-    except right after a cold start (no routes of ours were found in the kernel), which
-    makes helpers drop what they kept of ours at once. `notification` is the RFC 8538 N bit.
+    speaker that restarts and defers its route selection (`roost run -R`). `forwarding` is
+    the per-family Forwarding State (F) bit: "the forwarding state has indeed been
+    preserved during the previously BGP restart" - roost's kernel routes outlive the
+    daemon, so it is set except in the restart window of a plain start (no -R) or of a
+    start that found no route of ours in the kernel, which makes helpers drop what they
+    kept of ours at once. `notification` is the RFC 8538 N bit.
     """
     return GracefulRestart(
         restart_time=restart_time,
@@ -146,3 +192,14 @@ def restart_capability(
         notification=notification,
         families=tuple(GracefulRestartFamily(f, forwarding) for f in families),
     )
+
+
+def long_lived_capability(gr: GracefulRestart, stale_time: int) -> LongLivedGracefulRestart:
+    """Our LLGR capability (RFC 9494 §3) to go with `gr`: the same families with the same
+    Forwarding State (F) bit (§3: it has "the same semantics" as in GR), each with our
+    Long-lived Stale Time."""
+    if not 0 <= stale_time <= 0xFFFFFF:
+        raise ValueError(f"long-lived stale time {stale_time}: must be 0..16777215")
+    return LongLivedGracefulRestart(tuple(
+        LongLivedFamily(f.family, f.forwarding_preserved, stale_time) for f in gr.families
+    ))

@@ -112,6 +112,7 @@ class CapabilityCode(IntEnum):
     FOUR_OCTET_AS = 65  # RFC 6793
     ADD_PATH = 69  # RFC 7911
     ENHANCED_ROUTE_REFRESH = 70  # RFC 7313
+    LONG_LIVED_GRACEFUL_RESTART = 71  # RFC 9494
     FQDN = 73  # draft-walton-bgp-hostname-capability
 
 
@@ -132,7 +133,8 @@ class RouteRefreshSubtype(IntEnum):
 
 
 class ErrorCode(IntEnum):
-    """NOTIFICATION error codes, RFC 4271 §4.5; ROUTE_REFRESH from RFC 7313 §5."""
+    """NOTIFICATION error codes, RFC 4271 §4.5; ROUTE_REFRESH from RFC 7313 §5;
+    SEND_HOLD_TIMER_EXPIRED from RFC 9687 §5."""
 
     MESSAGE_HEADER = 1
     OPEN_MESSAGE = 2
@@ -141,6 +143,7 @@ class ErrorCode(IntEnum):
     FSM = 5
     CEASE = 6
     ROUTE_REFRESH = 7
+    SEND_HOLD_TIMER_EXPIRED = 8
 
 
 class HeaderError(IntEnum):

@@ -9,6 +9,7 @@ path remembers the step that removed it (FRR's "wins over X due to ...").
     step                       rule
     -------------------------  ---------------------------------------------------------
     NEXT_HOP_UNREACHABLE       §9.1.2.1  unresolvable NEXT_HOP: not a candidate
+    LLGR_STALE                 RFC 9494 §4.3  a path with LLGR_STALE loses to any other
     LOCAL_PREF                 §9.1.1    highest degree of preference (LOCAL_PREF)
     LOCALLY_ORIGINATED         (BIRD, FRR) our own routes before learned ones
     AS_PATH_LENGTH             §9.1.2.2 a  shortest AS_PATH (AS_SET = 1, confed = 0)
@@ -33,13 +34,16 @@ from enum import IntEnum
 from typing import NamedTuple, Protocol
 
 from bgp.rib.path import Path
+from bgp.types import WellKnownCommunity
 from bgp.wire.attributes import IPAddress
 
 DEFAULT_LOCAL_PREF = 100  # RFC 4271 §5.1.5 leaves it to configuration; BIRD and FRR use 100
 
 
 class BestReason(IntEnum):
-    """Decision steps in the order they apply; the number is shown by the CLI and docs."""
+    """Decision steps; the number is shown by the CLI and docs and stays stable, so a
+    step added later takes the next number (`STEPS` and the table above give the order:
+    LLGR_STALE applies right after NEXT_HOP_UNREACHABLE)."""
 
     ONLY_PATH = 0
     NEXT_HOP_UNREACHABLE = 1  # RFC 4271 §9.1.2.1
@@ -54,6 +58,7 @@ class BestReason(IntEnum):
     CLUSTER_LIST_LENGTH = 10  # RFC 4456 §9 (b)
     PEER_ADDRESS = 11  # RFC 4271 §9.1.2.2 (g)
     PATH_ID = 12  # ADD-PATH: several paths from one peer
+    LLGR_STALE = 13  # RFC 9494 §4.3, before LOCAL_PREF
 
     @property
     def phrase(self) -> str:
@@ -75,6 +80,7 @@ _PHRASES = {
     BestReason.CLUSTER_LIST_LENGTH: "shorter CLUSTER_LIST",
     BestReason.PEER_ADDRESS: "lower peer address",
     BestReason.PATH_ID: "lower path id",
+    BestReason.LLGR_STALE: "not long-lived stale",
 }
 
 
@@ -121,6 +127,17 @@ def _keep_min(cands: list[_Cand], key: Callable[[_Cand], object]) -> list[_Cand]
     keys = [key(c) for c in cands]
     best = min(keys)  # type: ignore[type-var]
     return [c for c, k in zip(cands, keys, strict=True) if k == best]
+
+
+_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
+
+
+def _step_llgr_stale(cands: list[_Cand], _d: int) -> list[_Cand]:
+    # RFC 9494 §4.3: "A BGP speaker that has LLGR_STALE routes ... MUST treat them as
+    # least preferred ... before all other comparisons" - whether we keep the route
+    # long-lived ourselves or it arrived with the community (from a reflector).
+    fresh = [c for c in cands if _LLGR_STALE not in c[0].attrs.communities]
+    return fresh or cands  # all of them long-lived stale: the other steps decide
 
 
 def _local_pref(c: _Cand, default: int) -> int:
@@ -205,6 +222,7 @@ def _step_path_id(cands: list[_Cand], _d: int) -> list[_Cand]:
 
 
 STEPS: tuple[_Step, ...] = (
+    (BestReason.LLGR_STALE, _step_llgr_stale),
     (BestReason.LOCAL_PREF, _step_local_pref),
     (BestReason.LOCALLY_ORIGINATED, _step_local),
     (BestReason.AS_PATH_LENGTH, _step_as_path),

@@ -43,6 +43,7 @@ class DropReason(Enum):
     NO_EXPORT = "NO_EXPORT community"  # RFC 1997
     SOURCE_PEER = "not sent back to the peer it came from"
     NEXT_HOP_UNREACHABLE = "next hop unreachable"  # RFC 4271 §9.1.2.1
+    LLGR_STALE = "long-lived stale, peer without LLGR"  # RFC 9494 §4.5
 
 
 @dataclass(frozen=True, slots=True)

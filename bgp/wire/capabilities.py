@@ -66,6 +66,32 @@ class GracefulRestart:
 
 
 @dataclass(frozen=True, slots=True)
+class LongLivedFamily:
+    """One entry of the LLGR capability: the family, its Forwarding State (F) bit and
+    its Long-lived Stale Time in seconds (24 bits)."""
+
+    family: Family
+    forwarding_preserved: bool = False
+    stale_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LongLivedGracefulRestart:
+    """RFC 9494 §3: Long-Lived Graceful Restart, per family. Only meaningful next to a
+    Graceful Restart capability (§3: "MUST be ignored" without one)."""
+
+    families: tuple[LongLivedFamily, ...] = ()
+    code = CapabilityCode.LONG_LIVED_GRACEFUL_RESTART
+
+    def stale_time(self, family: Family) -> int | None:
+        """The Long-lived Stale Time for `family`, None if it is not listed."""
+        for entry in self.families:
+            if entry.family == family:
+                return entry.stale_time
+        return None
+
+
+@dataclass(frozen=True, slots=True)
 class AddPathFamily:
     family: Family
     mode: int  # AddPathMode: 1 receive, 2 send, 3 both
@@ -117,6 +143,7 @@ Capability = (
     | ExtendedMessageCap
     | FourOctetAs
     | GracefulRestart
+    | LongLivedGracefulRestart
     | AddPath
     | ExtendedNextHop
     | Fqdn

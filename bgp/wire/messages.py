@@ -48,6 +48,8 @@ from bgp.wire.capabilities import (
     Fqdn,
     GracefulRestart,
     GracefulRestartFamily,
+    LongLivedFamily,
+    LongLivedGracefulRestart,
     Multiprotocol,
     RouteRefreshCap,
     UnknownCapability,
@@ -81,6 +83,7 @@ _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _AFI_SAFI = struct.Struct("!HxB")  # multiprotocol capability: AFI, reserved, SAFI
 _AFI_SAFI_FLAGS = struct.Struct("!HBB")  # graceful restart / add-path entries
+_LLGR_ENTRY = struct.Struct("!HBBBH")  # RFC 9494 §3: AFI, SAFI, flags, 24-bit LLST
 _EXT_NH = struct.Struct("!HHH")  # RFC 8950 §3 entries
 _NOTIFICATION = struct.Struct("!BB")
 _ROUTE_REFRESH = struct.Struct("!HBB")  # AFI, subtype, SAFI
@@ -172,6 +175,26 @@ def _dec_graceful_restart(v: bytes) -> Capability:
     )
 
 
+def _dec_long_lived(v: bytes) -> Capability:
+    """RFC 9494 §3, repeated per family (an empty list is valid: no family)::
+
+    +--------------------------------------------------+
+    | Address Family Identifier (16 bits)              |
+    | Subsequent Address Family Identifier (8 bits)    |
+    | Flags for Address Family (8 bits)                |  F bit = 0x80
+    | Long-lived Stale Time (24 bits)                  |
+    +--------------------------------------------------+
+    """
+    if len(v) % _LLGR_ENTRY.size:
+        raise _malformed_cap(CapabilityCode.LONG_LIVED_GRACEFUL_RESTART, v)
+    fams = []
+    for i in range(0, len(v), _LLGR_ENTRY.size):
+        afi, safi, flags, hi, lo = _LLGR_ENTRY.unpack_from(v, i)
+        fams.append(LongLivedFamily(Family(afi, safi), bool(flags & _GR_FORWARDING),
+                                    (hi << 16) | lo))
+    return LongLivedGracefulRestart(tuple(fams))
+
+
 def _dec_add_path(v: bytes) -> Capability:
     # RFC 7911 §4: AFI (2), SAFI (1), Send/Receive (1), repeated.
     if not v or len(v) % 4:
@@ -220,6 +243,7 @@ _CAP_DECODERS: dict[int, _CapDecoder] = {
     CapabilityCode.FOUR_OCTET_AS: _dec_as4,
     CapabilityCode.ADD_PATH: _dec_add_path,
     CapabilityCode.ENHANCED_ROUTE_REFRESH: _dec_enhanced_rr,
+    CapabilityCode.LONG_LIVED_GRACEFUL_RESTART: _dec_long_lived,
     CapabilityCode.FQDN: _dec_fqdn,
 }
 
@@ -265,6 +289,15 @@ def _encode_capability(cap: Capability) -> bytes:
             )
             for f in cap.families
         )
+    elif isinstance(cap, LongLivedGracefulRestart):
+        parts = []
+        for e in cap.families:
+            if not 0 <= e.stale_time <= 0xFFFFFF:
+                raise LocalUsageError(f"long-lived stale time {e.stale_time} > 16777215")
+            parts.append(_LLGR_ENTRY.pack(
+                e.family.afi, e.family.safi, _GR_FORWARDING if e.forwarding_preserved else 0,
+                e.stale_time >> 16, e.stale_time & 0xFFFF))
+        value = b"".join(parts)
     elif isinstance(cap, AddPath):
         value = b"".join(
             _AFI_SAFI_FLAGS.pack(f.family.afi, f.family.safi, f.mode) for f in cap.families

@@ -31,6 +31,7 @@ from bgp.wire.capabilities import (
     ExtendedNextHop,
     FourOctetAs,
     GracefulRestart,
+    LongLivedGracefulRestart,
     Multiprotocol,
     RouteRefreshCap,
 )
@@ -213,6 +214,9 @@ class Negotiated:
     peer_router_id: ipaddress.IPv4Address = _NO_ROUTER_ID
     peer_graceful_restart: GracefulRestart | None = None
     local_graceful_restart: GracefulRestart | None = None
+    # RFC 9494 §3: each side's LLGR capability, kept only next to its GR capability.
+    peer_long_lived: LongLivedGracefulRestart | None = None
+    local_long_lived: LongLivedGracefulRestart | None = None
     remote_capabilities: tuple[Capability, ...] = field(default=())
 
     @property
@@ -259,6 +263,10 @@ def negotiate(local: Open, remote: Open, keepalive_time: int | None = None) -> N
 
     gr_remote = remote.find(GracefulRestart)
     gr_local = local.find(GracefulRestart)
+    # RFC 9494 §3: "the LLGR Capability ... MUST be ignored" if the GR Capability is not
+    # also present in the OPEN.
+    ll_remote = remote.find(LongLivedGracefulRestart) if gr_remote else []
+    ll_local = local.find(LongLivedGracefulRestart) if gr_local else []
     return Negotiated(
         asn4=has(local, FourOctetAs) and has(remote, FourOctetAs),
         families=families,
@@ -275,5 +283,7 @@ def negotiate(local: Open, remote: Open, keepalive_time: int | None = None) -> N
         peer_router_id=remote.router_id,
         peer_graceful_restart=gr_remote[0] if gr_remote else None,  # type: ignore[arg-type]
         local_graceful_restart=gr_local[0] if gr_local else None,  # type: ignore[arg-type]
+        peer_long_lived=ll_remote[0] if ll_remote else None,  # type: ignore[arg-type]
+        local_long_lived=ll_local[0] if ll_local else None,  # type: ignore[arg-type]
         remote_capabilities=remote.capabilities,
     )
