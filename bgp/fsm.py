@@ -112,6 +112,9 @@ class Event(IntEnum):
     # one a NOTIFICATION (code 7) like an UPDATE error.
     ROUTE_REFRESH_MSG = 101
     ROUTE_REFRESH_MSG_ERR = 102
+    # RFC 9687 §3: "Event 29: SendHoldTimer_Expires"; numbered after the roost
+    # extensions so that RFC 4271 numbering stays contiguous in the table.
+    SEND_HOLD_TIMER_EXPIRES = 29
 
     @property
     def rfc_name(self) -> str:
@@ -153,6 +156,7 @@ _RFC_NAMES: Final[Mapping[Event, str]] = {
     Event.UPDATE_MSG_ERR: "UpdateMsgErr",
     Event.ROUTE_REFRESH_MSG: "RouteRefreshMsg (roost)",
     Event.ROUTE_REFRESH_MSG_ERR: "RouteRefreshMsgErr (roost)",
+    Event.SEND_HOLD_TIMER_EXPIRES: "SendHoldTimer_Expires (RFC 9687)",
 }
 
 
@@ -175,6 +179,11 @@ class DownReason(Enum):
     COLLISION = "collision"
     #: An event not allowed in the state (RFC 4271 §8.2.2 "any other event", RFC 6608).
     FSM_ERROR = "fsm-error"
+    #: The peer read nothing we sent for the send hold time (RFC 9687); code 8 sent.
+    SEND_HOLD_TIMER_EXPIRED = "send-hold-timer-expired"
+    #: AutomaticStop (Event 8): roost itself ended the session (Cease, e.g. Out of
+    #: Resources when the peer's output queue is over its cap); restarts automatically.
+    AUTOMATIC_STOP = "automatic-stop"
 
 
 class Action(Enum):
@@ -195,6 +204,7 @@ class Action(Enum):
     DELIVER_ROUTE_REFRESH = "deliver_route_refresh"
     SEND_NOTIFICATION = "send_notification"
     SEND_HOLD_TIMER_EXPIRED = "send_hold_timer_expired"
+    SEND_SEND_HOLD_TIMER_EXPIRED = "send_send_hold_timer_expired"
     SEND_FSM_ERROR = "send_fsm_error"
     RECORD_NOTIFICATION = "record_notification"
     DROP_TCP = "drop_tcp"
@@ -227,6 +237,9 @@ ACTION_DOC: Final[Mapping[Action, str]] = {
         "send the NOTIFICATION the event carries (the error's, or Cease for stop/collision)"
     ),
     Action.SEND_HOLD_TIMER_EXPIRED: "send NOTIFICATION Hold Timer Expired (4/0)",
+    Action.SEND_SEND_HOLD_TIMER_EXPIRED: (
+        "send NOTIFICATION Send Hold Timer Expired (8/0), best effort (RFC 9687)"
+    ),
     Action.SEND_FSM_ERROR: "send NOTIFICATION FSM Error with the RFC 6608 subcode of the state",
     Action.RECORD_NOTIFICATION: "keep the received NOTIFICATION for SessionDown",
     Action.DROP_TCP: "close the TCP connection once queued control bytes are sent",
@@ -276,6 +289,25 @@ def _down(*actions: Action, reason: DownReason, restart: bool = True, note: str 
 
 def _go(state: State, *actions: Action, note: str = "") -> Transition:
     return Transition(tuple(actions), state, None, note)
+
+
+def _local_stops() -> dict[Event, Transition]:
+    """OpenSent, OpenConfirm and Established: roost ends the session itself.
+
+    RFC 4271 §8.2.2: "If an AutomaticStop event (Event 8) is received, the local system:
+    sends the NOTIFICATION with a Cease, ... changes its state to Idle." (roost: with the
+    Cease subcode the caller chose, then the automatic restart.)
+    RFC 9687 §4: "If the SendHoldTimer_Expires (Event 29), the local system: (optionally)
+    sends a NOTIFICATION message with the BGP Error Code "Send Hold Timer Expired" ...,
+    releases all BGP resources, ... drops the TCP connection, ... changes its state to
+    Idle." (roost sends it best effort: the socket is stuck.)
+    """
+    return {
+        E.AUTOMATIC_STOP: _down(A.SEND_NOTIFICATION, reason=DownReason.AUTOMATIC_STOP),
+        E.SEND_HOLD_TIMER_EXPIRES: _down(
+            A.SEND_SEND_HOLD_TIMER_EXPIRED, reason=DownReason.SEND_HOLD_TIMER_EXPIRED
+        ),
+    }
 
 
 _START_EVENTS: Final = (
@@ -344,6 +376,7 @@ TRANSITIONS: Final[Mapping[State, Mapping[Event, Transition]]] = {
         E.MANUAL_STOP: _go(
             S.IDLE, A.STOP_IDLE_HOLD_TIMER, note="also cancels the automatic restart"
         ),
+        E.AUTOMATIC_STOP: _go(S.IDLE),
         # "In this state, BGP FSM refuses all incoming BGP connections for this peer."
         E.TCP_CR_ACKED: _go(S.IDLE, A.DROP_TCP, note="refuse the connection"),
         E.TCP_CONNECTION_CONFIRMED: _go(S.IDLE, A.DROP_TCP, note="refuse the connection"),
@@ -397,6 +430,7 @@ TRANSITIONS: Final[Mapping[State, Mapping[Event, Transition]]] = {
         # "If a ManualStop event (Event 2) is issued in the OpenSent state, the local
         # system: sends the NOTIFICATION with a Cease, ... changes its state to Idle."
         E.MANUAL_STOP: _down(A.SEND_NOTIFICATION, reason=DownReason.ADMIN_STOP, restart=False),
+        **_local_stops(),
         # "If the HoldTimer_Expires (Event 10), the local system: sends a NOTIFICATION
         # message with the error code Hold Timer Expired, ... changes its state to Idle."
         E.HOLD_TIMER_EXPIRES: _down(
@@ -449,6 +483,7 @@ TRANSITIONS: Final[Mapping[State, Mapping[Event, Transition]]] = {
         # "In response to a ManualStop event (Event 2) initiated by the operator, the local
         # system: sends the NOTIFICATION message with a Cease, ... changes its state to Idle."
         E.MANUAL_STOP: _down(A.SEND_NOTIFICATION, reason=DownReason.ADMIN_STOP, restart=False),
+        **_local_stops(),
         # "If the HoldTimer_Expires event (Event 10) occurs before a KEEPALIVE message is
         # received, the local system: sends the NOTIFICATION message with the Error Code
         # Hold Timer Expired, ... changes its state to Idle."
@@ -498,6 +533,7 @@ TRANSITIONS: Final[Mapping[State, Mapping[Event, Transition]]] = {
         # local system: sends the NOTIFICATION message with a Cease, ... deletes all routes
         # associated with this connection, ... changes its state to Idle."
         E.MANUAL_STOP: _down(A.SEND_NOTIFICATION, reason=DownReason.ADMIN_STOP, restart=False),
+        **_local_stops(),
         # "If the HoldTimer_Expires event occurs (Event 10), the local system: sends a
         # NOTIFICATION message with the Error Code Hold Timer Expired, ... changes its
         # state to Idle."

@@ -28,6 +28,9 @@ Adapter contract (what `bgp.aio` relies on):
 * Once `wants_close` is set the session considers the connection gone: later input on
   it is ignored and a later `connection_lost()` is a no-op.
 * Call `start()` before handing a session a connection; an Idle session refuses it.
+* Report what the transport does with our bytes, `output_status(now, pending=...,
+  progressed=...)`, after writing and before `handle_timer`: the RFC 9687 send hold
+  timer runs on it.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from bgp.events import (
     UpdateReceived,
 )
 from bgp.fsm import FSM_ERROR_SUBCODE, Action, DownReason, Event, State, transition
-from bgp.graceful import hard_reset_notification
+from bgp.graceful import hard_reset_notification, long_lived_capability
 from bgp.types import (
     BGP_VERSION,
     IPV4_UNICAST,
@@ -120,10 +123,18 @@ class SessionConfig:
     # restarting speaker's window: Restart State bit set); `graceful_restart` after it.
     restart_window_gr: GracefulRestart | None = None
     restart_window_until: float = 0.0
+    # RFC 9494: our Long-lived Stale Time, advertised in an LLGR capability next to the
+    # GR capability (same families and F bits); 0: no LLGR capability.
+    long_lived_stale_time: int = 0
     route_refresh: bool = True
     extended_message: bool = True
     four_octet_as: bool = True
     idle_hold_time: float = 1.0  # delay before the automatic restart after an error
+    # RFC 9687: None = the recommended max(8 minutes, 2 x hold time); 0 disables it.
+    send_hold_time: float | None = None
+    # Octets of UPDATE messages that may wait for the peer to read them; past it the
+    # session ends with Cease / Out of Resources (RFC 4486 §4). None: no cap.
+    max_output_queue: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.local_asn <= 0xFFFFFFFF:
@@ -143,8 +154,15 @@ class SessionConfig:
             raise ValueError("idle_hold_time must be >= 0")
         if int(self.router_id) == 0:
             raise ValueError("router id 0.0.0.0 is not a valid BGP Identifier (RFC 6286)")
+        if self.send_hold_time is not None and self.send_hold_time < 0:
+            raise ValueError("send_hold_time must be >= 0 (0 disables it)")
+        if self.max_output_queue is not None and self.max_output_queue < 1:
+            raise ValueError("max_output_queue must be >= 1 octet")
         if not self.families:
             raise ValueError("at least one address family is required")
+        if not 0 <= self.long_lived_stale_time <= 0xFFFFFF:
+            raise ValueError(f"long-lived stale time {self.long_lived_stale_time}: "
+                             "must be 0..16777215")
 
     @property
     def is_ibgp(self) -> bool:
@@ -171,6 +189,8 @@ class SessionConfig:
             gr = self.restart_window_gr
         if gr is not None:
             caps.append(gr)
+            if self.long_lived_stale_time:
+                caps.append(long_lived_capability(gr, self.long_lived_stale_time))
         return Open(
             asn=self.local_asn,
             hold_time=self.hold_time,
@@ -186,6 +206,7 @@ class _Timer(Enum):
     KEEPALIVE = "keepalive"
     CONNECT_RETRY = "connect_retry"
     IDLE_HOLD = "idle_hold"
+    SEND_HOLD = "send_hold"  # RFC 9687
 
 
 _TIMER_ORDER: Final = {t: i for i, t in enumerate(_Timer)}
@@ -231,6 +252,7 @@ class Session:
         self._frames = FrameBuffer()
         self._control = bytearray()
         self._updates: deque[bytes] = deque()
+        self._queued = 0  # octets in _updates
         self._events: list[BgpEvent] = []
         self._deadlines: dict[_Timer, float] = {}
         # Context of the event being dispatched.
@@ -260,6 +282,20 @@ class Session:
     def has_pending_updates(self) -> bool:
         return bool(self._updates)
 
+    @property
+    def queued_bytes(self) -> int:
+        """Octets of UPDATE (End-of-RIB, ROUTE-REFRESH) messages not yet handed out."""
+        return self._queued
+
+    def send_hold_time(self) -> float:
+        """RFC 9687 §3: "the suggested default value for the SendHoldTime is 8 minutes or
+        2 times the negotiated HoldTime, whichever is greater"; 0 when disabled."""
+        configured = self.config.send_hold_time
+        if configured is not None:
+            return configured
+        hold = self.negotiated.hold_time if self.negotiated else self.config.hold_time
+        return max(480.0, 2.0 * hold)
+
     def data_to_send(self, limit: int | None = None) -> bytes:
         """Bytes to write: control messages (OPEN, KEEPALIVE, NOTIFICATION) FIRST, whole,
         whatever the UPDATE backlog, so that KEEPALIVEs are never starved (the peer's hold
@@ -275,6 +311,7 @@ class Session:
         if limit is None:
             out += b"".join(updates)
             updates.clear()
+            self._queued = 0
             return bytes(out)
         taken = 0
         while updates and limit > 0:
@@ -283,6 +320,7 @@ class Session:
                 break
             out += updates.popleft()
             taken += size
+        self._queued -= taken
         return bytes(out)
 
     # ------------------------------------------------------------------ API calls
@@ -302,11 +340,12 @@ class Session:
         now: float,
         subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
         detail: str = "",
+        data: bytes = b"",
     ) -> None:
-        """ManualStop (Event 2): Cease NOTIFICATION with `subcode` when connected (with
-        `detail` as the RFC 8203 shutdown communication for subcodes 2 and 4), then Idle
-        with no automatic restart."""
-        data = b""
+        """ManualStop (Event 2): Cease NOTIFICATION with `subcode` (and `data`, e.g. the
+        RFC 4486 §4 AFI/SAFI/limit of Maximum Number of Prefixes Reached) when connected
+        (with `detail` as the RFC 8203 shutdown communication for subcodes 2 and 4), then
+        Idle with no automatic restart."""
         if detail and subcode in (
             CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
             CeaseSubcode.ADMINISTRATIVE_RESET,
@@ -325,19 +364,61 @@ class Session:
         self._to_send = Notification(ErrorCode.CEASE, CeaseSubcode.CONNECTION_COLLISION_RESOLUTION)
         self._dispatch(Event.OPEN_COLLISION_DUMP, now, detail="connection collision resolution")
 
-    def send_update_bytes(self, messages: Iterable[bytes]) -> None:
-        """Queue pre-encoded UPDATE messages (encoded once per update group)."""
+    def automatic_stop(self, now: float, subcode: int, detail: str, data: bytes = b"") -> None:
+        """AutomaticStop (Event 8): roost ends the session itself with Cease / `subcode`;
+        Idle, then the automatic restart after `idle_hold_time`."""
+        self._to_send = hard_reset_notification(self.negotiated, subcode, data)
+        self._dispatch(Event.AUTOMATIC_STOP, now, detail=detail)
+
+    def send_update_bytes(self, messages: Iterable[bytes], now: float | None = None) -> None:
+        """Queue pre-encoded UPDATE messages (encoded once per update group). Past
+        `max_output_queue` queued octets the session ends instead (Out of Resources);
+        `now` is the time for that (default: the time of the last input)."""
         self._require_established("send UPDATEs")
-        self._updates.extend(messages)
+        for msg in messages:
+            self._updates.append(msg)
+            self._queued += len(msg)
+        self._check_queue(now)
 
-    def send_update(self, update: Update) -> None:
+    def send_update(self, update: Update, now: float | None = None) -> None:
         ctx = self._require_established("send UPDATEs")
-        self._updates.append(encode_message(update, ctx))
+        self.send_update_bytes((encode_message(update, ctx),), now)
 
-    def send_end_of_rib(self, family: Family) -> None:
+    def send_end_of_rib(self, family: Family, now: float | None = None) -> None:
         """Queue the End-of-RIB marker (RFC 4724 §2) behind the queued UPDATEs."""
         ctx = self._require_established("send End-of-RIB")
-        self._updates.append(end_of_rib(family, ctx))
+        self.send_update_bytes((end_of_rib(family, ctx),), now)
+
+    def output_status(self, now: float, *, pending: bool, progressed: bool) -> None:
+        """What the adapter sees of the transport (only it can see write progress):
+        `pending` - bytes of ours wait in the transport, unwritten; `progressed` - some
+        were written since the last call.
+
+        RFC 9687 §3: the SendHoldTimer restarts whenever the peer takes some of our data.
+        It runs (OpenSent, OpenConfirm, Established) only while bytes are pending: with
+        nothing to write nothing can be stuck, so roost starts it at the first report of
+        pending bytes and stops it when the transport is empty."""
+        if not pending or not self._connected or self.state not in _MESSAGE_STATES:
+            self._deadlines.pop(_Timer.SEND_HOLD, None)
+            return
+        hold = self.send_hold_time()
+        if hold <= 0:
+            self._deadlines.pop(_Timer.SEND_HOLD, None)
+        elif progressed or _Timer.SEND_HOLD not in self._deadlines:
+            self._deadlines[_Timer.SEND_HOLD] = now + hold
+
+    def _check_queue(self, now: float | None) -> None:
+        cap = self.config.max_output_queue
+        if cap is None or self._queued <= cap:
+            return
+        queued = self._queued
+        # RFC 4486 §4: Cease subcode 8 "Out of Resources": the peer reads too slowly for
+        # what we have to send; end the session rather than let its backlog grow.
+        self.automatic_stop(
+            self._now if now is None else now,
+            CeaseSubcode.OUT_OF_RESOURCES,
+            f"output queue {queued} octets over the {cap}-octet cap",
+        )
 
     def send_route_refresh(self, family: Family, subtype: int = 0) -> None:
         """Queue a ROUTE-REFRESH. It goes behind the queued UPDATEs: BoRR/EoRR (RFC 7313
@@ -349,7 +430,9 @@ class Session:
             raise LocalUsageError("the peer did not advertise the Route Refresh capability")
         if family not in ctx.families:
             raise LocalUsageError(f"{family} was not negotiated")
-        self._updates.append(encode_message(RouteRefresh(family, subtype), ctx))
+        msg = encode_message(RouteRefresh(family, subtype), ctx)
+        self._updates.append(msg)
+        self._queued += len(msg)
 
     def _require_established(self, what: str) -> Negotiated:
         if self.state is not State.ESTABLISHED or self.negotiated is None:
@@ -372,6 +455,7 @@ class Session:
         # A fresh connection starts from nothing: no stale bytes in either direction.
         self._control.clear()
         self._updates.clear()
+        self._queued = 0
         self._frames = FrameBuffer()
         self.remote_open = None
         self.negotiated = None
@@ -515,6 +599,12 @@ class Session:
                 self._dispatch(Event.KEEPALIVE_TIMER_EXPIRES, now)
             elif timer is _Timer.CONNECT_RETRY:
                 self._dispatch(Event.CONNECT_RETRY_TIMER_EXPIRES, now)
+            elif timer is _Timer.SEND_HOLD:
+                self._dispatch(
+                    Event.SEND_HOLD_TIMER_EXPIRES,
+                    now,
+                    detail=f"the peer read nothing for {self.send_hold_time():g}s",
+                )
             else:
                 self._dispatch(
                     Event.AUTOMATIC_START_WITH_PASSIVE_TCP_ESTABLISHMENT
@@ -569,6 +659,7 @@ class Session:
         self._deadlines.clear()
         self._frames = FrameBuffer()
         self._updates.clear()
+        self._queued = 0
         self.negotiated = None
         self.remote_open = None
         self.local_open = self.config.build_open(self._now)
@@ -678,6 +769,12 @@ class Session:
         # Code is sent and the BGP connection is closed."
         self._notify(Notification(ErrorCode.HOLD_TIMER_EXPIRED))
 
+    def _send_send_hold_timer_expired(self) -> None:
+        # RFC 9687 §4: "(optionally) sends a NOTIFICATION message with the BGP Error Code
+        # "Send Hold Timer Expired"": queued behind whatever is stuck; the adapter aborts
+        # the connection if it cannot be flushed.
+        self._notify(Notification(ErrorCode.SEND_HOLD_TIMER_EXPIRED))
+
     def _send_fsm_error(self) -> None:
         # RFC 6608 §4; the subcode names the state the unexpected event arrived in.
         self._notify(Notification(ErrorCode.FSM, FSM_ERROR_SUBCODE[self.state]))
@@ -699,6 +796,7 @@ class Session:
         # control bytes stay: the NOTIFICATION must still go out before the close.
         self._deadlines.clear()
         self._updates.clear()
+        self._queued = 0
         self._frames = FrameBuffer()
 
     def _start_idle_hold_timer(self) -> None:
@@ -737,6 +835,7 @@ _ACTIONS: Final[Mapping[Action, Callable[[Session], None]]] = {
     Action.DELIVER_ROUTE_REFRESH: Session._deliver_route_refresh,
     Action.SEND_NOTIFICATION: Session._send_notification,
     Action.SEND_HOLD_TIMER_EXPIRED: Session._send_hold_timer_expired,
+    Action.SEND_SEND_HOLD_TIMER_EXPIRED: Session._send_send_hold_timer_expired,
     Action.SEND_FSM_ERROR: Session._send_fsm_error,
     Action.RECORD_NOTIFICATION: Session._record_notification,
     Action.DROP_TCP: Session._drop_tcp,

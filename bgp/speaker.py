@@ -31,8 +31,10 @@ from bgp.rib.adj_out import (
     NO_ADVERTS,
     AdjRibOut,
     Advert,
+    OutDiff,
     PackingEncoder,
     UpdateEncoder,
+    for_member,
 )
 from bgp.rib.decision import (
     ALWAYS_REACHABLE,
@@ -175,7 +177,7 @@ class _Group:
     """An update group: peers of one family whose export result is byte-identical."""
 
     __slots__ = ("addpath", "adj_out", "adverts", "cache", "ctx", "family", "key",
-                 "members", "nh_self", "policy", "target")
+                 "llgr", "members", "nh_self", "policy", "target")
 
     def __init__(
         self,
@@ -194,6 +196,8 @@ class _Group:
         self.addpath = addpath
         self.nh_self = nh_self
         self.ctx = ctx
+        # RFC 9494 §4.5: only peers that advertised LLGR get LLGR_STALE routes.
+        self.llgr = ctx.peer_long_lived is not None
         self.members: dict[str, Negotiated] = {}
         self.adj_out = AdjRibOut(family)
         # (attrs, source key) -> export result; valid for one batch (prefix-independent
@@ -207,6 +211,7 @@ class _Group:
 _NO_ADVERTISE = int(WellKnownCommunity.NO_ADVERTISE)
 _NO_EXPORT = int(WellKnownCommunity.NO_EXPORT)
 _NO_EXPORT_SUBCONFED = int(WellKnownCommunity.NO_EXPORT_SUBCONFED)
+_LLGR_STALE = int(WellKnownCommunity.LLGR_STALE)
 
 
 class Speaker:
@@ -322,6 +327,20 @@ class Speaker:
         self._remove_paths(graceful.sweep_stale(peer.adj_in, family), touched)
         return self._propagate(touched)
 
+    def enter_long_lived(self, key: str, family: Family) -> Outbound:
+        """Long-lived graceful restart (RFC 9494 §4.2): the peer's restart time ran out
+        and its stale routes of `family` stay, now with the LLGR_STALE community (least
+        preferred in the decision, not exported to peers without LLGR); those that carry
+        NO_LLGR are removed."""
+        peer = self._peer(key)
+        touched: dict[Family, dict[Prefix, bool]] = {}
+        removed, renewed = graceful.mark_long_lived(peer.adj_in, family)
+        self._remove_paths(removed, touched)
+        rib = self._ribs.get(family)
+        if rib is not None:
+            self._note_all(touched, family, [rib.add_path(path) for path in renewed])
+        return self._propagate(touched)
+
     def _remove_paths(self, paths: list[Path], touched: dict[Family, dict[Prefix, bool]]) -> None:
         for path in paths:
             fam = family_of(path.prefix)
@@ -375,6 +394,56 @@ class Speaker:
             for attrs, nlris in by_attrs.items():
                 self._ingest(peer, fam, attrs, nlris, now, touched, store_pre=False)
         return self._propagate(touched)
+
+    def set_policies(
+        self, key: str, import_policy: Policy | None, export_policy: Policy | None,
+        now: float = 0.0,
+    ) -> Outbound:
+        """Change a peer's policies without resetting its session (soft reconfiguration,
+        what a reload does when only the policies changed).
+
+        Import: the stored pre-policy Adj-RIB-In is evaluated again, so no ROUTE-REFRESH
+        (RFC 2918) is needed. Export: the peer moves to the update group of its new policy
+        and is sent only the difference between what it holds and what that group
+        advertises (RFC 4271 §9.1.3). A peer that is down just keeps the new policies."""
+        peer = self._peer(key)
+        old = peer.config
+        peer.config = replace(old, import_policy=import_policy, export_policy=export_policy)
+        rfc8212 = self.config.rfc8212
+        out: Outbound = {}
+        if import_policy is not old.import_policy:
+            peer.import_policy = effective_policy(peer.info, import_policy, rfc8212=rfc8212)
+            _merge(out, self.reapply_import(key, now))
+        if export_policy is not old.export_policy:
+            peer.export_policy = effective_policy(peer.info, export_policy, rfc8212=rfc8212)
+            _merge(out, self._regroup(peer))
+        return out
+
+    def _regroup(self, peer: _Peer) -> Outbound:
+        """Move an Established peer to the update groups of its current export policy;
+        returns the UPDATEs that turn its old view into the new one."""
+        ctx = peer.negotiated
+        if ctx is None:
+            return {}
+        key = peer.info.key
+        msgs: list[bytes] = []
+        for fam, old_group in list(peer.groups.items()):
+            before = {p: for_member(a, key) for p, a in old_group.adj_out.sent.items()}
+            del old_group.members[key]
+            if not old_group.members:
+                del self._groups[old_group.key]
+            group = self._join_group(peer, fam)
+            diff = OutDiff()
+            for prefix, adverts in group.adj_out.sent.items():
+                now_sent = for_member(adverts, key)
+                was = before.pop(prefix, NO_ADVERTS)
+                if was != now_sent:
+                    diff.add(prefix, was, now_sent)
+            for prefix, was in before.items():
+                if was:
+                    diff.add(prefix, was, NO_ADVERTS)
+            msgs.extend(diff.encode(fam, ctx, self.encoder))
+        return {key: msgs} if msgs else {}
 
     def _withdraw(
         self,
@@ -577,6 +646,7 @@ class Speaker:
         key: _GroupKey = (
             fam, info.is_ibgp, info.rr_client, info.local_asn, id(peer.export_policy),
             ctx.asn4, addpath, ctx.extended_message, info.next_hop, nh_self,
+            ctx.peer_long_lived is not None,
         )
         group = self._groups.get(key)
         if group is None:
@@ -690,6 +760,11 @@ class Speaker:
                 return DropReason.NO_ADVERTISE
             if not target.is_ibgp and (_NO_EXPORT in comms or _NO_EXPORT_SUBCONFED in comms):
                 return DropReason.NO_EXPORT
+            # RFC 9494 §4.5: LLGR_STALE routes "SHOULD NOT be advertised" to a peer that
+            # did not advertise LLGR. (The partial-deployment option of sending them over
+            # iBGP with NO_EXPORT and LOCAL_PREF 0 is not implemented: withheld.)
+            if _LLGR_STALE in comms and not group.llgr:
+                return DropReason.LLGR_STALE
         attrs = self.rules.egress_attrs(attrs, source, target)
         res = evaluate(group.policy, path.prefix, attrs, target)
         if isinstance(res, Rejected):
@@ -736,20 +811,56 @@ class Speaker:
 
     # ------------------------------------------------------------------ read side
 
+    def loc_rib_sizes(self) -> dict[Family, int]:
+        """Prefixes in the Loc-RIB per family (metrics: no walk of the table)."""
+        return {fam: len(rib) for fam, rib in self._ribs.items()}
+
+    def accepted_counts(self, key: str) -> dict[Family, int]:
+        """Paths of a peer accepted by import policy, per family (its post-policy
+        Adj-RIB-In; O(1) per family: the maximum-prefix check runs after every batch)."""
+        peer = self._peers.get(key)
+        if peer is None:
+            return {}
+        return {fam: len(paths) for fam, paths in peer.adj_in.post.items()}
+
+    def rejected_reasons(self, key: str) -> dict[Family, dict[DropReason, int]]:
+        """How many of a peer's received paths each reason keeps out of the Loc-RIB, per
+        family (a walk of the rejected paths only; metrics)."""
+        peer = self._peers.get(key)
+        out: dict[Family, dict[DropReason, int]] = {}
+        if peer is None:
+            return out
+        for fam, rejected in peer.adj_in.rejected.items():
+            counts: dict[DropReason, int] = {}
+            for reason in rejected.values():
+                counts[reason] = counts.get(reason, 0) + 1
+            if counts:
+                out[fam] = counts
+        return out
+
     def peers_summary(self) -> list[dict[str, Any]]:
         """One JSON-serialisable dict per configured neighbour (`show protocols`)."""
         rows = []
+        # One walk of each update group's Adj-RIB-Out for all its members (a scrape of
+        # a reflector's clients would otherwise walk the table once per client).
+        walks: dict[int, tuple[int, dict[str | None, int]]] = {}
         for key, peer in sorted(self._peers.items()):
             info = peer.info
             fams: dict[str, dict[str, int]] = {}
             for fam in sorted(set(peer.adj_in.families()) | set(peer.groups)):
                 received, accepted = peer.adj_in.counts(fam)
                 group = peer.groups.get(fam)
+                advertised = 0
+                if group is not None:
+                    walk = walks.get(id(group.adj_out))
+                    if walk is None:
+                        walk = walks[id(group.adj_out)] = group.adj_out.member_counts()
+                    advertised = walk[0] - walk[1].get(key, 0)
                 fams[str(fam)] = {
                     "received": received,
                     "accepted": accepted,
                     "rejected": len(peer.adj_in.rejected.get(fam, ())),
-                    "advertised": 0 if group is None else group.adj_out.count_for(key),
+                    "advertised": advertised,
                 }
             rows.append({
                 "key": key,
@@ -880,4 +991,6 @@ def _path_dict(path: Path, *, best: bool, multipath: bool) -> dict[str, Any]:
         "cluster_list": [str(c) for c in a.cluster_list],
         "learned_at": path.learned_at,
         "stale": path.stale,
+        # RFC 9494: kept in the long-lived stale phase (or received so), least preferred.
+        "llgr_stale": _LLGR_STALE in a.communities,
     }

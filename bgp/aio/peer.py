@@ -24,7 +24,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from bgp.aio.sockopts import (
@@ -92,7 +92,7 @@ class TransportOptions:
     remote_address: str
     remote_port: int = BGP_PORT
     local_address: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # a secret: never in repr
     ttl_security_hops: int | None = None
     multihop_ttl: int | None = None
     connect_timeout: float = 5.0
@@ -161,6 +161,10 @@ class PeerStats:
     keepalives_out: int
     notifications_in: int
     notifications_out: int
+    opens_in: int
+    opens_out: int
+    route_refreshes_in: int
+    route_refreshes_out: int
     bytes_in: int
     bytes_out: int
     write_pauses: int
@@ -179,6 +183,10 @@ _COUNTERS = (
     "keepalives_out",
     "notifications_in",
     "notifications_out",
+    "opens_in",
+    "opens_out",
+    "route_refreshes_in",
+    "route_refreshes_out",
     "bytes_in",
     "bytes_out",
     "write_pauses",
@@ -196,6 +204,10 @@ def _proto_counters(proto: SessionProtocol) -> dict[str, int]:
         "keepalives_out": st.messages_out.count(MessageType.KEEPALIVE),
         "notifications_in": st.messages_in.count(MessageType.NOTIFICATION),
         "notifications_out": st.messages_out.count(MessageType.NOTIFICATION),
+        "opens_in": st.messages_in.count(MessageType.OPEN),
+        "opens_out": st.messages_out.count(MessageType.OPEN),
+        "route_refreshes_in": st.messages_in.count(MessageType.ROUTE_REFRESH),
+        "route_refreshes_out": st.messages_out.count(MessageType.ROUTE_REFRESH),
         "bytes_in": st.bytes_in,
         "bytes_out": st.bytes_out,
         "write_pauses": st.pauses,
@@ -318,9 +330,10 @@ class BgpPeer:
         subcode: int = CeaseSubcode.ADMINISTRATIVE_SHUTDOWN,
         detail: str = "",
         flush_timeout: float = 1.0,
+        data: bytes = b"",
     ) -> None:
-        """ManualStop: send Cease (`subcode`; `detail` becomes the RFC 8203 shutdown
-        communication for subcodes 2 and 4) on every open connection, wait up to
+        """ManualStop: send Cease (`subcode`, with `data`; `detail` becomes the RFC 8203
+        shutdown communication for subcodes 2 and 4) on every open connection, wait up to
         `flush_timeout` for it to be written and the connection closed, then drop it.
         The peer stays registered and can be started again."""
         if not self._started:
@@ -330,7 +343,7 @@ class BgpPeer:
         self._cancel_connect()
         protos = [p for p in (self._proto, self._second) if p is not None]
         for proto in protos:
-            proto.session.stop(loop.time(), subcode, detail)
+            proto.session.stop(loop.time(), subcode, detail, data)
             proto.pump()
         if self._second is not None:
             self._retire(self._second)
@@ -364,23 +377,32 @@ class BgpPeer:
         """Queue pre-encoded UPDATE messages (from `bgp.wire.packing`) and write what the
         transport takes now; the rest follows as the peer reads."""
         proto = self._current()
-        proto.session.send_update_bytes(list(messages))
+        proto.session.send_update_bytes(list(messages), self._loop_().time())
         proto.pump()
 
     def send_update(self, update: Update) -> None:
         proto = self._current()
-        proto.session.send_update(update)
+        proto.session.send_update(update, self._loop_().time())
         proto.pump()
 
     def send_end_of_rib(self, family: Family) -> None:
         proto = self._current()
-        proto.session.send_end_of_rib(family)
+        proto.session.send_end_of_rib(family, self._loop_().time())
         proto.pump()
 
     def send_route_refresh(self, family: Family, subtype: int = 0) -> None:
         proto = self._current()
         proto.session.send_route_refresh(family, subtype)
         proto.pump()
+
+    @property
+    def output_queue(self) -> int:
+        """Octets of ours not yet written to the socket: UPDATEs queued in the session
+        (capped by `max_output_queue`) plus the transport's write buffer."""
+        proto = self._proto
+        if proto is None:
+            return 0
+        return proto.session.queued_bytes + proto.write_buffer_size
 
     def has_pending_updates(self) -> bool:
         """UPDATE bytes queued and not yet written (the application may pace itself)."""

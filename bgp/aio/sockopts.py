@@ -30,7 +30,7 @@ import ipaddress
 import os
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Linux constants; the socket module lacks most of them.
 TCP_MD5SIG = 14
@@ -62,7 +62,7 @@ class SocketOptions:
     connected); it excludes `multihop_ttl`, which only sets the outgoing TTL.
     """
 
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # a secret: never in repr
     ttl_security_hops: int | None = None
     multihop_ttl: int | None = None
     nodelay: bool = True

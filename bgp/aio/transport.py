@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 WRITE_CHUNK = 64 * 1024
 CHUNKS_PER_TURN = 4
+#: How long a closing connection may take to flush (the last NOTIFICATION) before it is
+#: aborted: a peer that stopped reading (RFC 9687) would keep it open forever.
+CLOSE_TIMEOUT = 5.0
 
 EventSink = Callable[["SessionProtocol", BgpEvent], None]
 EventsSink = Callable[["SessionProtocol", list[BgpEvent]], None]
@@ -155,6 +158,8 @@ class SessionProtocol(asyncio.Protocol):
         self._flush_scheduled = False
         self._retired = False
         self._in_pump = False
+        self._abort_later: asyncio.TimerHandle | None = None
+        self._written_mark = 0  # bytes_out - write buffer at the last output check
         self.outgoing: bool | None = None
         self.closed_event = asyncio.Event()
         self.closed_event.set()
@@ -169,6 +174,7 @@ class SessionProtocol(asyncio.Protocol):
         self.closed_event.clear()
         self.stats.messages_in.reset()
         self.stats.messages_out.reset()
+        self._written_mark = self.stats.bytes_out
         # `outgoing` is set by whoever hands the transport over (connector or listener).
         outgoing = bool(self.outgoing)
         self.session.connection_made(self.loop.time(), outgoing)
@@ -185,6 +191,9 @@ class SessionProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self._abort_later is not None:
+            self._abort_later.cancel()
+            self._abort_later = None
         self._paused = False
         self._closing = False
         self.closed_event.set()
@@ -239,6 +248,7 @@ class SessionProtocol(asyncio.Protocol):
                     break
         finally:
             self._in_pump = False
+        self._check_output()
         self._close_if_asked()
         self._arm_timer()
         if self._on_pumped is not None and not self._retired:
@@ -286,9 +296,32 @@ class SessionProtocol(asyncio.Protocol):
         if transport is None or self._closing or not self.session.wants_close:
             return
         # The session queued its NOTIFICATION (if any) as control bytes, already written;
-        # transport.close() flushes the write buffer before closing the socket.
+        # transport.close() flushes the write buffer before closing the socket, unless
+        # the peer reads nothing: then abort after CLOSE_TIMEOUT.
         self._closing = True
         transport.close()
+        if transport.get_write_buffer_size():
+            self._abort_later = self.loop.call_later(CLOSE_TIMEOUT, self._abort_stuck, transport)
+
+    def _abort_stuck(self, transport: asyncio.Transport) -> None:
+        self._abort_later = None
+        if self.transport is transport:
+            log.info("aborting a connection whose peer reads nothing (%d octets unsent)",
+                     transport.get_write_buffer_size())
+            transport.abort()
+
+    def _check_output(self) -> None:
+        """RFC 9687 send hold: tell the session whether our bytes wait in the transport and
+        whether any were written since the last check. Written = handed to the transport
+        minus still buffered in it, so growth of the buffer is not mistaken for progress."""
+        transport = self.transport
+        if transport is None or self._closing:
+            return
+        pending = transport.get_write_buffer_size()
+        written = self.stats.bytes_out - pending
+        progressed = written > self._written_mark
+        self._written_mark = written
+        self.session.output_status(self.loop.time(), pending=pending > 0, progressed=progressed)
 
     def _arm_timer(self) -> None:
         when = None if self._retired else self.session.next_deadline()
@@ -302,6 +335,7 @@ class SessionProtocol(asyncio.Protocol):
     def _handle_timer(self) -> None:
         self._timer = None
         self._timer_at = None
+        self._check_output()  # a send hold deadline holds only if nothing moved meanwhile
         self.session.handle_timer(self.loop.time())
         self.pump()
 

@@ -181,6 +181,21 @@ class AdjRibOut:
         """Number of prefixes advertised to member `key` (for `show protocols`)."""
         return sum(1 for adv in self.sent.values() if for_member(adv, key))
 
+    def member_counts(self) -> tuple[int, dict[str | None, int]]:
+        """`count_for` of every member in one walk: (prefixes advertised, per source the
+        prefixes whose adverts all came from it). A member is sent every prefix but those
+        it is the only source of (`for_member`), so `count_for(k) == total - sole[k]`."""
+        total = 0
+        sole: dict[str | None, int] = {}
+        for adverts in self.sent.values():
+            if not adverts:
+                continue
+            total += 1
+            first = adverts[0].source
+            if len(adverts) == 1 or all(a.source == first for a in adverts):
+                sole[first] = sole.get(first, 0) + 1
+        return total, sole
+
     def full_table(self, key: str) -> OutDiff:
         """Everything member `key` should hold (session up, route refresh)."""
         diff = OutDiff()

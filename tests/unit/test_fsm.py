@@ -54,9 +54,10 @@ RFC_ANY_OTHER: dict[State, frozenset[Event]] = {
 }
 
 # Events the session never generates: optional RFC 4271 session attributes roost does not
-# implement (AutomaticStop, DampPeerOscillations, DelayOpen, TCP connection validation),
-# and IdleHoldTimer_Expires, which the session delivers as AutomaticStart (3/5).
-NEVER_GENERATED = _events((6, 8), (12, 15), 20)
+# implement (DampPeerOscillations, DelayOpen, TCP connection validation), and
+# IdleHoldTimer_Expires, which the session delivers as AutomaticStart (3/5).
+# (AutomaticStop, Event 8, is generated: `Session.automatic_stop`.)
+NEVER_GENERATED = _events((6, 7), (12, 15), 20)
 
 # Connect and Active read no messages in roost (no DelayOpen, so the OPEN is sent only on
 # entering OpenSent and `Session.receive_data` reads from OpenSent on): the RFC's rows for
@@ -68,7 +69,10 @@ UNREACHABLE = {
     for e in (E.BGP_HEADER_ERR, E.BGP_OPEN_MSG_ERR, E.NOTIF_MSG_VER_ERR)
 }
 
-ROOST_EVENTS = frozenset({E.ROUTE_REFRESH_MSG, E.ROUTE_REFRESH_MSG_ERR})
+# Events RFC 4271 §8.2.2 does not list: roost's, and RFC 9687's SendHoldTimer_Expires.
+ROOST_EVENTS = frozenset(
+    {E.ROUTE_REFRESH_MSG, E.ROUTE_REFRESH_MSG_ERR, E.SEND_HOLD_TIMER_EXPIRES}
+)
 
 # Rows where roost puts an explicit entry on top of an RFC "any other event": each must
 # explain itself in `note` (or is an Idle refusal of a connection).
@@ -318,7 +322,8 @@ def test_event_numbers_and_names() -> None:
         E.UPDATE_MSG_ERR: 28,
     }
     assert {e: int(e) for e in numbers} == numbers
-    assert [int(e) for e in Event if e < 100] == list(range(1, 29))
+    # RFC 4271's 28 events, then RFC 9687's Event 29 (SendHoldTimer_Expires).
+    assert [int(e) for e in Event if e < 100] == list(range(1, 30))
     assert E.HOLD_TIMER_EXPIRES.rfc_name == "HoldTimer_Expires"
     assert all(e.rfc_name for e in Event)
 
