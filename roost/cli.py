@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from roost import __version__, control
+from roost import __version__, control, logs
 from roost import config as cfg
 
 DEFAULT_SOCKET = cfg.DEFAULT_SOCKET
@@ -57,7 +56,9 @@ def main() -> None:
       roost show routes [PREFIX]               learned and originated routes
       roost graceful-restart                   stop for a restart, peers keep our routes
       roost refresh PEER [--in|--out]          soft reset: ROUTE-REFRESH / re-send
-      roost demo                               6 hosts in network namespaces (root)
+      roost reload                             apply the configuration file again
+      roost import-bird bird.cfg -o roost.toml convert a Calico BIRD configuration
+      roost demo                               showcase: 3 topologies in namespaces
 
     Configuration: docs/configuration.md. Operations: docs/operations.md.
     """
@@ -72,29 +73,34 @@ def main() -> None:
 @click.option("--flush-on-exit", is_flag=True,
               help="Remove the routes roost installed in the kernel when it exits "
                    "(default: keep them, as BIRD's `persist` does).")
+@click.option("-R", "--recover", is_flag=True,
+              help="Restart recovery (BIRD's -R): keep the kernel routes of the earlier "
+                   "run, tell peers we restarted with forwarding state (RFC 4724 R and F "
+                   "bits) and change the kernel only once every peer has sent End-of-RIB "
+                   "(at most graceful_restart.wait seconds).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Log verbosity (logs go to stderr).")
-def run(config_path: str, flush_on_exit: bool, log_level: str) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Log lines as text or as one JSON object per line.")
+def run(config_path: str, flush_on_exit: bool, recover: bool, log_level: str,
+        log_format: str) -> None:
     """Run the daemon in the foreground.
 
     SIGTERM or SIGINT shuts down cleanly: every peer gets a Cease NOTIFICATION
     (administrative shutdown); kernel routes stay unless --flush-on-exit. SIGHUP reloads
     the configuration (peers and originated prefixes are added and removed without
     resetting unaffected sessions); an invalid file is rejected and the old one kept.
+    To restart or upgrade without a gap: `roost graceful-restart`, then `roost run -R`.
     """
     config = _load(config_path)
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(log_level, log_format, sys.stderr)
     from roost import daemon
 
     # pyroute2 logs whole netlink messages at DEBUG; roost's own debug lines only. After
     # the import above: importing pyroute2 (via kernel) sets its logger's level to NOTSET.
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
     try:
-        code = daemon.main(config, flush_on_exit=flush_on_exit)
+        code = daemon.main(config, flush_on_exit=flush_on_exit, recover=recover)
     except daemon.StartupError as exc:
         _fail(str(exc))
     sys.exit(code)
@@ -220,6 +226,56 @@ def refresh(peer: str, direction: str, family: str | None, socket_path: str | No
                    f"({', '.join(result['families'])})")
 
 
+@main.command("reload", context_settings=CONTEXT)
+@_socket_option
+@click.option("--timeout", default=30.0, show_default=True, metavar="SECONDS",
+              help="How long to wait for the daemon's answer.")
+def reload(socket_path: str | None, config_path: str | None, as_json: bool,
+           timeout: float) -> None:
+    """Make the daemon read its configuration file again (as SIGHUP does) and print what
+    changed.
+
+    Only the sessions whose settings changed are reset; peers added are started, peers
+    removed get a Cease (peer de-configured); policy changes are applied without a reset.
+    A file with errors is rejected as a whole: its `file:line: key: problem` lines are
+    printed, nothing is applied and the exit status is 1. Settings that need a restart
+    are listed as such.
+    """
+    path = socket_path
+    if path is None and config_path is not None:
+        path = _load(config_path).control.socket
+    try:
+        result = control.request(path or DEFAULT_SOCKET, "reload", timeout=timeout)
+    except control.ControlError as exc:
+        *issues, last = str(exc).splitlines() or [""]
+        for line in issues:
+            click.echo(line, err=True)
+        _fail(last)
+    if as_json:
+        _print_json(result)
+        return
+    click.echo(_reload_text(result))
+
+
+def _reload_text(result: dict[str, Any]) -> str:
+    labels = (("peers_added", "peers added"), ("peers_removed", "peers removed"),
+              ("peers_reset", "peers reset"), ("peers_refreshed", "policies re-applied"),
+              ("prefixes_added", "prefixes added"), ("prefixes_removed", "prefixes withdrawn"),
+              ("policies_changed", "policies changed"),
+              ("peers_restarted", "peers restarted"))  # held down by max_prefixes
+    lines = [f"reloaded {result.get('config', '')}".rstrip()]
+    for key, label in labels:
+        values = result.get(key) or []
+        if values:
+            lines.append(f"  {label + ':':<22} {', '.join(map(str, values))}")
+    if len(lines) == 1:
+        lines.append("  no change")
+    restart = result.get("needs_restart") or []
+    if restart:
+        lines.append(f"  {'needs a restart:':<22} {', '.join(restart)} (not applied)")
+    return "\n".join(lines)
+
+
 @main.group(context_settings=CONTEXT)
 def show() -> None:
     """Query a running daemon over its control socket."""
@@ -267,7 +323,8 @@ def show_routes(
     prefix: str | None, socket_path: str | None, config_path: str | None, as_json: bool
 ) -> None:
     """Routes in the Loc-RIB (all paths; `*` best, `=` multipath), or those of PREFIX.
-    A path kept by graceful restart while its peer restarts is marked `(stale)`."""
+    A path kept by graceful restart while its peer restarts is marked `(stale)`, one in
+    the long-lived stale phase (RFC 9494, least preferred) `(llgr-stale)`."""
     args = {"prefix": prefix} if prefix else {}
     routes = _ask(socket_path, config_path, "show routes", **args)
     if as_json:
@@ -281,7 +338,7 @@ def show_routes(
             rows.append([
                 mark + " " + (route["prefix"] if first else ""),
                 path.get("next_hop") or "-",
-                (path.get("from") or "-") + (" (stale)" if path.get("stale") else ""),
+                (path.get("from") or "-") + _stale_text(path),
                 path.get("as_path") or "-",
                 _fmt(path.get("local_pref")),
                 _fmt(path.get("med")),
@@ -292,6 +349,12 @@ def show_routes(
     click.echo(_table(
         ["  Prefix", "Next hop", "From", "AS path", "LocPref", "MED", "Origin", "Kernel"], rows
     ))
+
+
+def _stale_text(path: dict[str, Any]) -> str:
+    if path.get("llgr_stale"):
+        return " (llgr-stale)"
+    return " (stale)" if path.get("stale") else ""
 
 
 def _kernel_text(kernel: dict[str, Any] | None) -> str:
@@ -329,23 +392,74 @@ def show_route_reasons(
         click.echo(f"  from {refused['peer']}{pid}: refused: {refused['reason']}")
 
 
+# --------------------------------------------------------------------------- import-bird
+
+
+@main.command("import-bird", context_settings=CONTEXT)
+@click.argument("bird_cfg", metavar="BIRD_CFG", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Write the TOML here (mode 0600: it may hold passwords); default stdout.")
+def import_bird(bird_cfg: str, output: str | None) -> None:
+    """Convert a Calico-generated BIRD configuration into roost's TOML.
+
+    Reads BIRD_CFG and the files it includes (`bird_aggr.cfg`, `bird_ipam.cfg`, relative
+    to it). What roost cannot express is reported on stderr as `file:line: warning: ...`
+    and left out; a syntax error is `file:line: error: ...` and exit status 1. The result
+    is checked as `roost check` would. See docs/migrating-from-bird.md.
+    """
+    import os
+
+    from roost import import_bird as ib
+
+    try:
+        result = ib.convert(bird_cfg)
+    except ib.BirdSyntaxError as exc:
+        _fail(str(exc))
+    for warning in result.warnings:
+        click.echo(warning, err=True)
+    try:
+        cfg.loads(result.toml, output or "<import-bird output>")
+    except cfg.ConfigError as exc:  # a conversion bug: say so rather than write it
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        _fail(f"{bird_cfg}: the converted configuration is not valid; nothing written")
+    if output is None:
+        click.echo(result.toml, nl=False)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(result.toml)
+    click.echo(f"wrote {output} ({len(result.warnings)} warning"
+               f"{'s' if len(result.warnings) != 1 else ''}); check it with "
+               f"`roost check -c {output}`", err=True)
+
+
 # --------------------------------------------------------------------------- demo
 
 
 @main.command(context_settings=CONTEXT)
-@click.option("-n", "--nodes", default=6, show_default=True, type=click.IntRange(2, 20),
-              help="Number of hosts.")
+@click.option("--topology", type=click.Choice(["mesh", "reflector", "cross-subnet", "all"]),
+              default="all", show_default=True, help="Which topology to run.")
+@click.option("-n", "--nodes", default=4, show_default=True, type=click.IntRange(2, 20),
+              help="Number of nodes of the full mesh.")
 @click.option("--timeout", default=30.0, show_default=True, type=float,
-              help="Seconds to wait for convergence.")
-def demo(nodes: int, timeout: float) -> None:
-    """Build network namespaces for N hosts on one bridge, run roost on each, print what
-    every host learned, and clean up (also on Ctrl-C). Needs root."""
-    if os.geteuid() != 0:
-        _fail("the demo creates network namespaces and must run as root (try: sudo roost demo)")
+              help="Seconds to wait for each topology to converge.")
+@click.option("--keep-files", is_flag=True,
+              help="Keep the generated configurations and the daemons' logs.")
+@click.option("--no-netns", is_flag=True, hidden=True,
+              help="Run on loopback addresses with the dry-run sink even as root.")
+def demo(topology: str, nodes: int, timeout: float, keep_files: bool, no_netns: bool) -> None:
+    """Run roost's showcase: a full mesh, a route-reflector rack pair and a cross-subnet
+    pair with tunl0, each with real roost daemons in network namespaces; print every
+    node's routes, ping container to container, clean up (also on Ctrl-C). Without root
+    (or namespaces) the daemons run on loopback addresses and print the routes they
+    would install."""
     from roost import demo as demo_mod
 
+    names = demo_mod.TOPOLOGY_NAMES if topology == "all" else (topology,)
     try:
-        sys.exit(demo_mod.run_demo(nodes, timeout=timeout))
+        sys.exit(demo_mod.run_demo(names, mesh_nodes=nodes, timeout=timeout,
+                                   force_loopback=no_netns, keep_files=keep_files))
     except demo_mod.DemoError as exc:
         _fail(str(exc))
 

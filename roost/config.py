@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import logging
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,12 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 KeyPath = tuple[str | int, ...]
 T = TypeVar("T")
 
+log = logging.getLogger("roost.config")
+
 MAX_ASN = 4294967295
+#: `[router] max_output_queue` default: octets of UPDATEs that may wait for one peer.
+DEFAULT_MAX_OUTPUT_QUEUE = 64 * 1024 * 1024
+MAX_PREFIXES_ACTIONS = ("warn", "teardown")
 DEFAULT_SOCKET = "/run/roost/roost.ctl"
 FAMILIES: dict[str, Family] = {"ipv4": IPV4_UNICAST, "ipv6": IPV6_UNICAST}
 TUNNEL_MODES = ("never", "always", "cross-subnet")
@@ -81,6 +87,12 @@ class GracefulRestart:
     restart_time: int = 120
     stale_time: int = 360
     notification: bool = True
+    # `roost run -R`: the longest the kernel updates wait for End-of-RIB from every peer
+    # (BIRD's `graceful restart wait`).
+    wait: int = 240
+    # RFC 9494 long-lived graceful restart: the Long-lived Stale Time we advertise and the
+    # most we keep a peer's routes, least preferred, after its restart time; 0 = off.
+    long_lived_stale_time: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,7 @@ class RouterConfig:
     connect_retry_time: float = 5.0
     graceful_restart: GracefulRestart = GracefulRestart()
     ebgp_requires_policy: bool = True
+    max_output_queue: int = DEFAULT_MAX_OUTPUT_QUEUE  # per-peer default, octets
 
     @property
     def next_hop_v4(self) -> ipaddress.IPv4Address:
@@ -121,6 +134,23 @@ class RouterConfig:
 @dataclass(frozen=True, slots=True)
 class ControlConfig:
     socket: str = DEFAULT_SOCKET
+    # BIRD's control-socket dialect for calico-node and birdc (roost/birdctl.py); off
+    # unless set, e.g. "/var/run/calico/bird.ctl".
+    bird_socket: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """The Prometheus endpoint (roost/metrics.py): off unless `listen` is set."""
+
+    listen: tuple[IPAddress, int] | None = None  # (address, port)
+
+    @property
+    def listen_text(self) -> str:
+        if self.listen is None:
+            return "off"
+        host, port = self.listen
+        return f"[{host}]:{port}" if host.version == 6 else f"{host}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +197,10 @@ class PeerConfig:
     kind: PeerKind = "static"
     port: int = BGP_PORT
     passive: bool = False
-    password: str | None = None
+    # The TCP MD5 key (from `password` or read from `password_file`): a secret, so kept
+    # out of repr() and with it out of logs, tracebacks and error messages.
+    password: str | None = field(default=None, repr=False)
+    password_file: str | None = None
     ttl_security: int | None = None  # GTSM: accept only packets from ≤ this many hops
     multihop: int | None = None  # outgoing TTL; None = 1 for eBGP, 255 for iBGP
     local_address: IPAddress | None = None
@@ -184,6 +217,15 @@ class PeerConfig:
     allow_local_as: int = 0
     description: str = ""
     graceful_restart: bool = True
+    # Maximum prefixes (BIRD `import limit`, FRR `maximum-prefix`): accepted paths per
+    # family; "warn" logs, "teardown" sends Cease/1 and stays down `max_prefixes_restart`
+    # seconds (0: until a reload or restart).
+    max_prefixes: int | None = None
+    max_prefixes_action: Literal["warn", "teardown"] = "teardown"
+    max_prefixes_restart: int = 0
+    # RFC 9687 SendHoldTime; None: max(480, 2 x hold time); 0: off.
+    send_hold_time: int | None = None
+    max_output_queue: int = DEFAULT_MAX_OUTPUT_QUEUE  # octets; Cease/8 past it
 
     def is_ibgp(self, local_asn: int) -> bool:
         return self.asn == local_asn
@@ -266,6 +308,7 @@ class Config:
     router: RouterConfig
     control: ControlConfig = ControlConfig()
     kernel: KernelConfig = KernelConfig()
+    metrics: MetricsConfig = MetricsConfig()
     reflector: ReflectorConfig | None = None
     mesh: MeshConfig | None = None
     peers: tuple[PeerConfig, ...] = ()  # static and mesh peers, in file order
@@ -300,6 +343,8 @@ class Config:
         if self.policies:
             parts.append(f"{len(self.policies)} polic{'ies' if len(self.policies) > 1 else 'y'}")
         parts.append(f"control {self.control.socket}")
+        if self.metrics.listen is not None:
+            parts.append(f"metrics {self.metrics.listen_text}")
         return "; ".join(parts)
 
 
@@ -545,6 +590,7 @@ class _Validator:
             )
         policies = self.policies(top.table("policy"))
         control = self.control(top.table("control"))
+        metrics = self.metrics(top.table("metrics"))
         reflector = self.reflector(top.table("reflector"), router, policies)
         mesh, mesh_peers = self.mesh(top.table("mesh"), router)
         peers = [self.peer(t, router, policies) for t in top.tables("peer")]
@@ -560,6 +606,7 @@ class _Validator:
             router=router,
             control=control,
             kernel=kernel,
+            metrics=metrics,
             reflector=reflector,
             mesh=mesh,
             peers=tuple(all_peers),
@@ -624,6 +671,8 @@ class _Validator:
         retry = t.get("connect_retry_time", _positive_float, 5.0)
         gr = self.graceful_restart(t)
         ebgp_policy = t.get("ebgp_requires_policy", _bool, True)
+        out_queue = t.get("max_output_queue", _range_int(65536, 1 << 40),
+                          DEFAULT_MAX_OUTPUT_QUEUE)
         t.done()
         if rid is None or not asn:
             return None
@@ -642,6 +691,7 @@ class _Validator:
             connect_retry_time=retry,
             graceful_restart=gr,
             ebgp_requires_policy=ebgp_policy,
+            max_output_queue=out_queue,
         )
 
     def graceful_restart(self, t: _Table) -> GracefulRestart:
@@ -657,8 +707,11 @@ class _Validator:
         restart = gt.get("restart_time", _range_int(1, 4095), 120)
         stale = gt.get("stale_time", _range_int(1, 86400), 360)
         notification = gt.get("notification", _bool, True)
+        wait = gt.get("wait", _range_int(1, 3600), 240)
+        long_lived = gt.get("long_lived_stale_time", _range_int(0, 0xFFFFFF), 3600)
         gt.done()
-        return GracefulRestart(enabled, restart, stale, notification)
+        return GracefulRestart(enabled, restart, stale, notification, wait=wait,
+                               long_lived_stale_time=long_lived)
 
     # ---------------------------------------------------------------- [control]
 
@@ -666,8 +719,20 @@ class _Validator:
         if t is None:
             return ControlConfig()
         sock = t.get("socket", _socket_path, DEFAULT_SOCKET)
+        bird = t.get("bird_socket", _socket_path, None)
+        if bird is not None and bird == sock:
+            t.error("bird_socket", "must differ from [control] socket")
         t.done()
-        return ControlConfig(sock)
+        return ControlConfig(sock, bird)
+
+    # ---------------------------------------------------------------- [metrics]
+
+    def metrics(self, t: _Table | None) -> MetricsConfig:
+        if t is None:
+            return MetricsConfig()
+        listen = t.get("listen", _host_port, None)
+        t.done()
+        return MetricsConfig(listen)
 
     # ---------------------------------------------------------------- [kernel]
 
@@ -809,10 +874,25 @@ class _Validator:
             t.error("multihop", "ttl_security already limits the hop count; "
                     "set only one of ttl_security and multihop")
         gr_default = router.graceful_restart.enabled if router is not None else True
+        password, password_file = self._password(t)
+        max_prefixes = t.get("max_prefixes", _range_int(1, MAX_ASN), None)
+        for key in ("max_prefixes_action", "max_prefixes_restart"):
+            if t.has(key) and not t.has("max_prefixes"):
+                t.error(key, "has no effect without max_prefixes")
+        queue_default = (router.max_output_queue if router is not None
+                         else DEFAULT_MAX_OUTPUT_QUEUE)
         return {
             "asn": asn,
             "port": t.get("port", _port, router.port if router is not None else BGP_PORT),
-            "password": t.get("password", _password, None),
+            "password": password,
+            "password_file": password_file,
+            "max_prefixes": max_prefixes,
+            "max_prefixes_action": t.get("max_prefixes_action", _choice(MAX_PREFIXES_ACTIONS),
+                                         "teardown"),
+            "max_prefixes_restart": t.get("max_prefixes_restart", _range_int(0, 86400 * 7), 0),
+            "send_hold_time": t.get("send_hold_time", _send_hold_time, None),
+            "max_output_queue": t.get("max_output_queue", _range_int(65536, 1 << 40),
+                                      queue_default),
             "ttl_security": ttl_security,
             "multihop": multihop,
             "local_address": t.get("local_address", _addr, None),
@@ -825,6 +905,43 @@ class _Validator:
             "graceful_restart": t.get("graceful_restart", _bool, gr_default),
             "allow_local_as": t.get("allow_local_as", _allow_local_as, 0),
         }
+
+    def _password(self, t: _Table) -> tuple[str | None, str | None]:
+        """`password` or `password_file` (exactly one): the key and the file it came from.
+        Messages never quote the key."""
+        password = t.get("password", _password, None)
+        path_text = t.get("password_file", _str, None)
+        if path_text is None:
+            return password, None
+        if t.has("password"):
+            t.error("password_file", "set only one of password and password_file")
+            return None, None
+        path = Path(path_text)
+        if not path.is_absolute():  # relative to the configuration file
+            path = Path(self.name).parent / path
+        try:
+            raw = path.read_bytes()
+            st = path.stat()
+        except OSError as exc:
+            t.error("password_file", f"cannot read {path}: {exc.strerror or exc}")
+            return None, str(path)
+        try:
+            key = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            t.error("password_file", f"{path} is not UTF-8 text")
+            return None, str(path)
+        if not key:
+            t.error("password_file", f"{path} is empty")
+            return None, str(path)
+        if len(key.encode()) > 80:
+            t.error("password_file", f"{path} holds {len(key.encode())} bytes; TCP MD5 keys "
+                    f"are 1..80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)")
+            return None, str(path)
+        if st.st_mode & 0o077:
+            log.warning("%s: %s: password file %s is readable by group or others (mode %04o); "
+                        "chmod 600 it", self.name, _dotted((*t.path, "password_file")), path,
+                        st.st_mode & 0o777)
+        return key, str(path)
 
     def peer(
         self,
@@ -1001,6 +1118,27 @@ _asn = _range_int(1, MAX_ASN)
 _port = _range_int(1, 65535)
 
 
+def _host_port(value: Any) -> tuple[IPAddress, int]:
+    """`"127.0.0.1:9179"` or `"[::1]:9179"`: an IP address (not a name) and a port."""
+    text = _str(value)
+    usage = f'must be "ADDRESS:PORT" (IPv6 in brackets: "[::1]:9179"), got {_show(value)}'
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+        if ":" in host:
+            raise ValueError(usage)  # an IPv6 address without brackets
+    if not sep or not host or not port.isdigit():
+        raise ValueError(usage)
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{_show(host)} is not an IP address (names are not resolved)") from None
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"port must be 1..65535, got {port}")
+    return addr, int(port)
+
+
 def _hold_time(value: Any) -> int:
     n = _int(value)
     if n != 0 and not 3 <= n <= 65535:
@@ -1160,8 +1298,18 @@ def _allow_local_as(value: Any) -> int:
     return _range_int(0, 10)(value)
 
 
+def _send_hold_time(value: Any) -> int:
+    n = _int(value)
+    if n != 0 and not 3 <= n <= 65535 * 2:
+        raise ValueError(f"must be 0 (off) or 3..131070 seconds (RFC 9687), got {n}")
+    return n
+
+
 def _password(value: Any) -> str:
-    text = _str(value)
+    # A secret: the messages never quote the value.
+    if not isinstance(value, str):
+        raise TypeError("must be a string")
+    text = value
     if not 1 <= len(text.encode()) <= 80:
         raise ValueError("TCP MD5 keys are 1..80 bytes (Linux TCP_MD5SIG_MAXKEYLEN)")
     return text

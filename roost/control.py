@@ -54,19 +54,9 @@ class ControlServer:
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        directory = os.path.dirname(self.path)
-        if directory:
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-        if os.path.exists(self.path):
-            if _socket_alive(self.path):
-                raise OSError(f"control socket {self.path} is in use: is roost already running?")
-            os.unlink(self.path)  # stale, left by a daemon that was killed
-        old = os.umask(0o077)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=self.path,
-                                                           limit=MAX_LINE)
-        finally:
-            os.umask(old)
+        self._server = await start_private_server(
+            self._serve, self.path, limit=MAX_LINE,
+            in_use=f"control socket {self.path} is in use: is roost already running?")
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -117,6 +107,41 @@ class ControlServer:
             log.exception("control command %r failed", request["cmd"])
             return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
         return {"ok": True, "result": result}
+
+
+#: Mode of a control socket: the daemon's user (root) only. Connecting to a Unix socket
+#: needs write permission on it, so nobody else can send a command (reload, stop).
+SOCKET_MODE = 0o600
+#: Mode of a directory created for a socket: others may look, not create or remove.
+SOCKET_DIR_MODE = 0o755
+
+
+async def start_private_server(
+    callback: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    path: str,
+    *,
+    limit: int,
+    in_use: str,
+) -> asyncio.AbstractServer:
+    """Listen on the Unix socket `path` usable by the daemon's user only: mode 0600 (bound
+    under umask 077, so it is never more open, then set exactly), in its directory
+    (created 0755 when missing). A socket file left by a killed daemon is replaced; one
+    that answers is not (OSError `in_use`)."""
+    directory = os.path.dirname(path)
+    if directory and not os.path.isdir(directory):
+        os.makedirs(directory, mode=SOCKET_DIR_MODE, exist_ok=True)
+        os.chmod(directory, SOCKET_DIR_MODE)  # makedirs' mode passes through the umask
+    if os.path.lexists(path):
+        if _socket_alive(path):
+            raise OSError(in_use)
+        os.unlink(path)  # stale, left by a daemon that was killed
+    old = os.umask(0o077)
+    try:
+        server = await asyncio.start_unix_server(callback, path=path, limit=limit)
+    finally:
+        os.umask(old)
+    os.chmod(path, SOCKET_MODE)
+    return server
 
 
 async def _write(writer: asyncio.StreamWriter, message: dict[str, Any]) -> None:

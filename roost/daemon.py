@@ -11,9 +11,11 @@ asyncio; the speaker is pure and gets the wall-clock time passed in (that is wha
 prints as "since").
 
 Signals: SIGTERM / SIGINT stop (Cease to every peer, kernel routes kept unless
-`flush_on_exit`); SIGHUP reloads the file: peers and originated prefixes are added and
-removed, a peer whose settings changed is reset, unaffected sessions stay up. Changes to
-[router] identity, listen addresses, [kernel] and [control] need a restart (logged).
+`flush_on_exit`); SIGHUP (or `roost reload`) reloads the file as planned by
+`roost.reload`: peers and originated prefixes are added and removed, a peer whose session
+settings changed is reset, changed policies are applied in place, unaffected sessions stay
+up. Changes to [router] identity, listen addresses, [kernel], [control] and [reflector]
+need a restart (logged and reported).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from bgp.aio.peer import BgpPeer, Listener, TransportOptions
 from bgp.events import SessionDown
+from bgp.fsm import DownReason, State
+from bgp.limits import LimitAction, PrefixLimit
 from bgp.policy import (
     ACCEPT,
     AddCommunity,
@@ -74,13 +78,18 @@ from kernel import (
 from reflector.rules import ReflectionRules
 from roost import __version__
 from roost import config as cfg
+from roost import reload as reload_plan
+from roost.birdctl import BirdControlServer
 from roost.control import CommandError, ControlServer
 from roost.graceful import GracefulRestartHelper, RestartWindow
+from roost.metrics import MetricsError, server_for
+from roost.prefix_limit import PeerPrefixLimit
 
 log = logging.getLogger("roost")
 
-#: How long after start-up routes that an earlier run left in the kernel may wait for a
-#: peer to announce them again before they are removed (BIRD: `graceful restart wait`).
+#: How long after a plain start (no -R) routes that an earlier run left in the kernel may
+#: wait for a peer to announce them again before they are removed. With -R the limit is
+#: `graceful_restart.wait` (BIRD: `graceful restart wait`).
 PRUNE_AFTER = 30.0
 
 
@@ -224,6 +233,8 @@ class _PeerState:
     # Wall clock when the last UPDATE with routes (not End-of-RIB) had been fully
     # processed: `show peers` reports it so that benchmarks time convergence exactly.
     last_update: float | None = None
+    # `max_prefixes` (roost/prefix_limit.py); None without a limit.
+    prefix_limit: PeerPrefixLimit | None = None
 
     @property
     def eor(self) -> bool:
@@ -239,13 +250,19 @@ class Daemon:
         config: cfg.Config,
         *,
         flush_on_exit: bool = False,
+        recover: bool = False,
         sink: FibSink | None = None,
         install_signals: bool = True,
     ) -> None:
         self.config = config
         self.flush_on_exit = flush_on_exit
+        # `roost run -R` (BIRD's -R): restart recovery. `recovering` until the deferred
+        # kernel update is done (`_settle_kernel`).
+        self.recover = recover
+        self.recovering = False
         self.install_signals = install_signals
         self.started_at = time.time()
+        self.reconfigured_at = self.started_at  # the last successful reload (birdctl)
         self.peers: dict[str, _PeerState] = {}
         self._policies = {name: compile_policy(p) for name, p in config.policies.items()}
         self._stopping = asyncio.Event()
@@ -270,6 +287,10 @@ class Daemon:
             else None,
         )
         self.control = ControlServer(config.control.socket, self._command)
+        # calico-node's readiness check and birdc (roost/birdctl.py); off unless configured.
+        self.bird_control = (None if config.control.bird_socket is None
+                             else BirdControlServer(config.control.bird_socket, self))
+        self.metrics = server_for(self)  # None unless [metrics] listen
 
     # ---------------------------------------------------------------- construction
 
@@ -332,7 +353,8 @@ class Daemon:
         if r.graceful_restart.enabled and p.graceful_restart:
             window = self.restart_window
             if window is None:  # not started (tests): the steady-state capability
-                window = RestartWindow(warm=False, restart_time=r.graceful_restart.restart_time,
+                window = RestartWindow(restarting=False, forwarding=True,
+                                       restart_time=r.graceful_restart.restart_time,
                                        until=0.0, notification=r.graceful_restart.notification)
             gr_window, gr = window.capabilities(p.families)
             window_until = window.until
@@ -350,6 +372,10 @@ class Daemon:
             graceful_restart=gr,
             restart_window_gr=gr_window,
             restart_window_until=window_until,
+            # RFC 9494: advertised next to the GR capability (none without it).
+            long_lived_stale_time=r.graceful_restart.long_lived_stale_time,
+            send_hold_time=p.send_hold_time,  # RFC 9687; None: max(480, 2 x hold)
+            max_output_queue=p.max_output_queue,
         )
         local = p.local_address
         if local is None:
@@ -367,6 +393,10 @@ class Daemon:
             connect_timeout=min(5.0, max(1.0, p.connect_retry_time)),
         )
         state = _PeerState(p, BgpPeer(session, transport, _Handler(self, key), name=p.name))
+        if p.max_prefixes is not None:
+            state.prefix_limit = PeerPrefixLimit(state.peer, PrefixLimit(
+                p.max_prefixes, LimitAction(p.max_prefixes_action),
+                float(p.max_prefixes_restart)))
         next_hop = {"auto": NextHopMode.DEFAULT, "self": NextHopMode.SELF,
                     "keep": NextHopMode.KEEP}[p.next_hop]
         info = PeerInfo(key=key, address=p.address, asn=p.asn, local_asn=r.asn,
@@ -417,6 +447,12 @@ class Daemon:
             if self.sink is not None:
                 await self.sink.start()
             self._open_restart_window()
+            if self.recover:
+                # RFC 4724 §4.1: the restarting speaker defers route selection until
+                # End-of-RIB; the adopted kernel routes forward meanwhile.
+                self.recovering = True
+                if self.sink is not None:
+                    self.sink.hold()
             for prefix in c.router.prefixes:
                 self._originate(prefix)
             for p in c.peers:
@@ -427,7 +463,11 @@ class Daemon:
                         self.listener.set_range_password(rng.range, rng.template.password)
             await self.listener.start()
             await self.control.start()
-        except (OSError, KernelRouteError) as exc:
+            if self.bird_control is not None:
+                await self.bird_control.start()
+            if self.metrics is not None:
+                await self.metrics.start()
+        except (OSError, KernelRouteError, MetricsError) as exc:
             await self.shutdown()
             raise StartupError(_describe_os_error(exc, c)) from None
         for state in self.peers.values():
@@ -437,26 +477,36 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._on_stop_signal, sig)
             loop.add_signal_handler(signal.SIGHUP, self._spawn, self._reload_on_signal)
-        if isinstance(self.sink, NetlinkSink):
-            self._spawn(self._prune_later)
+        if self.sink is not None or self.recover:
+            self._spawn(self._settle_kernel)
         hosts = ", ".join(map(str, c.router.listen)) or "all addresses"
         log.info("listening on %s port %d; control socket %s", hosts, self.listener.port,
                  c.control.socket)
 
     def _open_restart_window(self) -> None:
-        """RFC 4724 §4.1: routes of ours still in the kernel (adopted by the sink) mean
-        that our forwarding state survived: restart window with the R and F bits."""
+        """RFC 4724 §4.1: with -R the OPENs of the restart window carry the Restart State
+        bit, and the Forwarding State bit when routes of ours were still in the kernel
+        (adopted by the sink: our forwarding state survived). A plain start sets neither,
+        like BIRD without -R: helpers drop our stale routes and learn them again."""
         gr = self.config.router.graceful_restart
-        warm = self.sink is not None and len(self.sink.installed()) > 0
+        kept = len(self.sink.installed()) if self.sink is not None else 0
         self.restart_window = RestartWindow(
-            warm=warm, restart_time=gr.restart_time,
+            restarting=self.recover, forwarding=self.recover and kept > 0,
+            restart_time=gr.restart_time,
             until=asyncio.get_running_loop().time() + gr.restart_time,
             notification=gr.notification)
-        if gr.enabled and warm:
-            log.info("graceful restart: %d route(s) of an earlier run kept in the kernel; "
-                     "restart window %d s (Restart State and Forwarding State bits)",
-                     len(self.sink.installed()) if self.sink is not None else 0,
-                     gr.restart_time)
+        if self.recover:
+            bits = "Restart State and Forwarding State bits" if kept else (
+                "Restart State bit; no route of ours in the kernel, so no Forwarding State")
+            log.info("graceful restart recovery (-R): %d route(s) of an earlier run kept "
+                     "in the kernel; kernel changes deferred until every peer has sent "
+                     "End-of-RIB (at most %d s)%s", kept, gr.wait,
+                     f"; restart window {gr.restart_time} s ({bits})" if gr.enabled else "")
+        elif kept:
+            log.info("%d route(s) of an earlier run found in the kernel: kept until every "
+                     "peer has sent End-of-RIB (at most %g s); peers are told our "
+                     "forwarding state was not preserved (start with -R to restart "
+                     "without a gap)", kept, PRUNE_AFTER)
 
     def graceful_stop(self) -> None:
         """`roost graceful-restart`: stop without a NOTIFICATION on any session, so that
@@ -482,6 +532,9 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         self.graceful.close()
+        for state in self.peers.values():  # no max_prefixes restart after this
+            if state.prefix_limit is not None:
+                state.prefix_limit.close()
         await asyncio.gather(
             *(s.peer.close_without_notification() if self._graceful_stop
               else s.peer.stop(CeaseSubcode.ADMINISTRATIVE_SHUTDOWN)
@@ -492,6 +545,12 @@ class Daemon:
             await self.listener.close()
         with contextlib.suppress(Exception):
             await self.control.stop()
+        if self.bird_control is not None:
+            with contextlib.suppress(Exception):
+                await self.bird_control.stop()
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):
+                await self.metrics.stop()
         if self.sink is not None:
             try:
                 await self.sink.close(
@@ -505,20 +564,46 @@ class Daemon:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _prune_later(self) -> None:
-        """Remove routes of ours left in the kernel by an earlier run once every peer has
-        sent End-of-RIB, or after PRUNE_AFTER seconds (whichever is first)."""
-        gr = self.config.router.graceful_restart
-        wait = PRUNE_AFTER
-        if gr.enabled and self.restart_window is not None and self.restart_window.warm:
-            wait = max(wait, float(gr.restart_time))  # RFC 4724 §4.1 restart window
-        deadline = time.monotonic() + wait
-        static = [s for s in self.peers.values() if s.config.kind != "dynamic"]
-        while time.monotonic() < deadline and not all(s.eor for s in static):
-            await asyncio.sleep(0.5)
-        if isinstance(self.sink, NetlinkSink):
-            await self.sink.prune()
-            log.info("kernel: stale routes of an earlier run pruned")
+    def converged(self) -> bool:
+        """Every configured (not dynamic) peer has sent End-of-RIB for every family it
+        negotiated (RFC 4724 §4.1: the restarting speaker's route selection waits for it)."""
+        return all(s.eor for s in self.peers.values() if s.config.kind != "dynamic")
+
+    async def _settle_kernel(self) -> None:
+        """The end of start-up for the kernel, once every peer has sent End-of-RIB or the
+        limit has passed: `graceful_restart.wait` with -R, PRUNE_AFTER without.
+
+        With -R the sink has held every change since start; `release` applies them in one
+        pass: routes unchanged are left alone, changed ones replaced, and those nobody
+        announced again removed. Without -R the changes went in at once and `release` only
+        removes the routes of the earlier run nobody announced again."""
+        wait = float(self.config.router.graceful_restart.wait) if self.recover else PRUNE_AFTER
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < wait and not self.converged():
+            await asyncio.sleep(min(0.1, max(0.0, wait - (loop.time() - start))))
+        took = loop.time() - start
+        why = "End-of-RIB from every peer" if self.converged() else f"the limit of {wait:g} s"
+        if self.sink is not None:
+            before = dict(self.sink.installed())
+            try:
+                await self.sink.release()
+            except Exception as exc:  # the hold is over all the same: later changes go in
+                log.error("kernel: applying the deferred route changes failed: %s", exc)
+            after = self.sink.installed()
+            removed = sum(1 for p in before if p not in after)
+            changed = sum(1 for p, r in after.items() if before.get(p, r) != r)
+            added = sum(1 for p in after if p not in before)
+            if self.recover:
+                log.info("kernel: recovery done after %.1f s (%s): %d route(s) added, %d "
+                         "replaced, %d removed, %d unchanged", took, why, added, changed,
+                         removed, len(after) - added - changed)
+            elif removed:
+                log.info("kernel: %d route(s) of an earlier run nobody announced again "
+                         "removed after %.1f s (%s)", removed, took, why)
+        elif self.recover:
+            log.info("graceful restart recovery done after %.1f s (%s)", took, why)
+        self.recovering = False
 
     # ---------------------------------------------------------------- routes
 
@@ -559,7 +644,10 @@ class Daemon:
                         if nh.version != net.version:
                             # RFC 8950 next hop of another family: not installable here.
                             log.warning("kernel: %s: next hop %s is another address "
-                                        "family; not installed", prefix, nh)
+                                        "family; not installed", prefix, nh,
+                                        extra={"event": "route_not_installed",
+                                               "prefix": str(prefix), "next_hop": str(nh),
+                                               "reason": "next hop of another family"})
                             continue
                         gateways.append(nh)
                     if gateways:
@@ -598,89 +686,106 @@ class Daemon:
                 for issue in exc.issues:
                     log.error("reload: %s", issue)
                 log.error("reload: %s has errors; keeping the running configuration", path)
-                raise CommandError(f"{path} has errors; nothing was applied:\n{exc}") from None
-            return await self._apply(new)
+                n = len(exc.issues)
+                raise CommandError(f"{exc}\n{path}: {n} error{'s' if n != 1 else ''}; "
+                                   f"nothing was applied") from None
+            changes = await self._apply(new)
+            self.reconfigured_at = time.time()
+            return {"config": path, **changes}
 
     async def _apply(self, new: cfg.Config) -> dict[str, Any]:
+        """Carry out `roost.reload.plan`: only the sessions whose settings changed are
+        reset; policy changes are applied in place (no session flaps)."""
         old = self.config
-        needs_restart = [
-            name for name, a, b in (
-                ("router.asn", old.router.asn, new.router.asn),
-                ("router.id", old.router.router_id, new.router.router_id),
-                ("router.listen", old.router.listen, new.router.listen),
-                ("router.port", old.router.port, new.router.port),
-                ("router.next_hop", old.router.next_hop, new.router.next_hop),
-                ("router.next_hop6", old.router.next_hop6, new.router.next_hop6),
-                ("router.ebgp_requires_policy", old.router.ebgp_requires_policy,
-                 new.router.ebgp_requires_policy),
-                ("kernel", old.kernel, new.kernel),
-                ("control", old.control, new.control),
-                ("reflector", old.reflector, new.reflector),
-            ) if a != b
-        ]
-        for name in needs_restart:
+        plan = reload_plan.plan(old, new)
+        for name in plan.needs_restart:
             log.warning("reload: a change of %s needs a restart; not applied", name)
-        # Policies: recompile; peers using a changed one are reset.
+        # Policies: recompile the changed ones; the others keep their identity (update
+        # groups are keyed by the export policy object).
         new_policies = {name: compile_policy(p) for name, p in new.policies.items()}
-        changed_policies = {n for n in set(old.policies) | set(new.policies)
-                            if old.policies.get(n) != new.policies.get(n)}
         for name in list(new_policies):
-            if name not in changed_policies:
-                new_policies[name] = self._policies[name]  # keep identity: update groups
+            if name not in plan.changed_policies:
+                new_policies[name] = self._policies[name]
         self._policies = new_policies
-        self.config = cfg.Config(
-            path=old.path, router=_replace_router(old.router, new.router),
-            control=old.control, kernel=old.kernel, reflector=old.reflector,
-            mesh=new.mesh, peers=new.peers, policies=new.policies,
-        )
+        self.config = reload_plan.running_config(old, new)
         # Prefixes.
-        old_p, new_p = set(old.router.prefixes), set(new.router.prefixes)
-        if old_p != new_p:  # one line at INFO (a reload may change thousands of prefixes)
+        if plan.prefixes_added or plan.prefixes_removed:  # one line at INFO (thousands?)
             log.info("reload: originating %d new prefix(es), withdrawing %d",
-                     len(new_p - old_p), len(old_p - new_p))
-        for net in sorted(old_p - new_p, key=str):
+                     len(plan.prefixes_added), len(plan.prefixes_removed))
+        for net in plan.prefixes_removed:
             log.debug("reload: withdrawing %s", net)
             self.dispatch(self.speaker.withdraw_origin(Prefix.from_network(net)))
-        for net in sorted(new_p - old_p, key=str):
+        for net in plan.prefixes_added:
             log.debug("reload: originating %s", net)
             self._originate(net)
-        # Peers.
-        wanted = {str(p.address): p for p in new.peers}
-        removed, added, reset = [], [], []
-        for key, state in list(self.peers.items()):
-            if state.config.kind == "dynamic":
-                continue
-            want = wanted.get(key)
-            if want is None:
-                removed.append(key)
-            elif want != state.config or (
-                {want.import_policy, want.export_policy} & changed_policies
-            ):
-                reset.append(key)
-        for key in removed + reset:
-            state = self.peers.pop(key)
-            log.info("reload: %s %s", "removing" if key in removed else "resetting",
-                     state.config.name)
-            subcode = (CeaseSubcode.PEER_DECONFIGURED if key in removed
-                       else CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
-            await state.peer.stop(subcode)
-            self.listener.remove_peer(state.peer)
-            self.dispatch(self.speaker.remove_peer(key, time.time()))
-            self.graceful.forget(key)
-        for key, p in wanted.items():
-            if key not in self.peers:
-                if key not in reset:
-                    added.append(key)
-                    log.info("reload: adding %s", p.name)
-                await self._new_peer(p).peer.start()
-        return {
-            "prefixes_added": sorted(map(str, new_p - old_p)),
-            "prefixes_removed": sorted(map(str, old_p - new_p)),
-            "peers_added": added,
-            "peers_removed": removed,
-            "peers_reset": reset,
-            "needs_restart": needs_restart,
-        }
+        # Peers: RFC 4486 Cease subcode 3 for a removed one, 6 for a reset one.
+        for key in plan.peers_removed:
+            log.info("reload: removing %s", self.peers[key].config.name)
+            await self._drop_peer(key, CeaseSubcode.PEER_DECONFIGURED)
+        for p in plan.peers_reset:
+            key = str(p.address)
+            changed = reload_plan.session_fields_changed(self.peers[key].config, p)
+            log.info("reload: resetting %s (%s changed)", p.name, ", ".join(changed))
+            await self._drop_peer(key, CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+        for p in (*plan.peers_refreshed, *plan.peers_renamed):
+            state = self.peers[str(p.address)]
+            state.config = p
+            state.peer.name = p.name
+        refreshed = [str(p.address) for p in plan.peers_refreshed] + [
+            key for key, state in self.peers.items()
+            if state.config.kind == "dynamic" and reload_plan.uses(state.config,
+                                                                   plan.changed_policies)]
+        for key in refreshed:
+            self._apply_policies(key)
+        for p in plan.peers_added:
+            key = str(p.address)
+            if key in self.peers:  # a dynamic neighbour now configured statically
+                await self._drop_peer(key, CeaseSubcode.OTHER_CONFIGURATION_CHANGE)
+            log.info("reload: adding %s", p.name)
+        for p in (*plan.peers_reset, *plan.peers_added):
+            await self._new_peer(p).peer.start()
+        # A peer held down by its prefix limit (max_prefixes_restart = 0) waits for this.
+        restarted = [key for key, state in self.peers.items()
+                     if state.prefix_limit is not None and state.prefix_limit.release()]
+        summary = plan.summary()
+        if restarted:
+            summary["peers_restarted"] = restarted
+        summary["peers_refreshed"] = refreshed
+        if plan.needs_restart:
+            summary["warning"] = (f"not applied until a restart: "
+                                  f"{', '.join(plan.needs_restart)}")
+        return summary
+
+    async def _drop_peer(self, key: str, subcode: CeaseSubcode) -> None:
+        """Stop one session with a Cease and forget the peer and its routes."""
+        state = self.peers.pop(key)
+        if state.prefix_limit is not None:
+            state.prefix_limit.close()
+        await state.peer.stop(subcode)
+        self.listener.remove_peer(state.peer)
+        self.dispatch(self.speaker.remove_peer(key, time.time()))
+        self.graceful.forget(key)
+
+    async def _forget_dynamic(self, key: str, peer: BgpPeer) -> None:
+        """Drop a dynamic neighbour whose session ended, unless it came back meanwhile
+        (a new connection from the same address reuses the same BgpPeer)."""
+        state = self.peers.get(key)
+        if state is None or state.peer is not peer or self._stopping.is_set() \
+                or peer.state not in (State.IDLE, State.ACTIVE):
+            return
+        log.info("%s (%s): dynamic neighbour gone; forgotten", peer.name, key)
+        await self._drop_peer(key, CeaseSubcode.PEER_DECONFIGURED)
+
+    def _apply_policies(self, key: str) -> None:
+        """Soft reconfiguration of one peer: its import policy runs again over the
+        routes it sent (kept pre-policy in the Adj-RIB-In, so no ROUTE-REFRESH is
+        needed) and it is sent the difference its export policy makes."""
+        p = self.peers[key].config
+        log.info("reload: applying the policies of %s again (import %s, export %s)",
+                 p.name, p.import_policy or "-", p.export_policy or "-")
+        self.dispatch(self.speaker.set_policies(
+            key, self._policies.get(p.import_policy or ""),
+            self._policies.get(p.export_policy or ""), time.time()))
 
     # ---------------------------------------------------------------- control
 
@@ -755,6 +860,7 @@ class Daemon:
             "router_id": str(c.router.router_id),
             "asn": c.router.asn,
             "started": self.started_at,
+            "reconfigured": self.reconfigured_at,
             "uptime": round(time.time() - self.started_at, 1),
             "peers": len(self.peers),
             "peers_established": up,
@@ -766,6 +872,12 @@ class Daemon:
                 + (" (dry run)" if isinstance(self.sink, DryRunSink) else "")
             ),
             "route_reflector": None if c.reflector is None else str(c.reflector.cluster_id),
+            # `roost run -R` until the deferred kernel update is done (BIRD's "Graceful
+            # restart recovery in progress").
+            "recovering": self.recovering,
+            # Resource figures for leak checks (bench/soak.py): asyncio tasks, open file
+            # descriptors, resident memory.
+            **_process_figures(),
         }
 
     def show_peers(self) -> list[dict[str, Any]]:
@@ -795,14 +907,20 @@ class Daemon:
                 "advertised": sum(f["advertised"] for f in fams.values()),
                 "families": fams,
                 "hold_time": None if neg is None else neg.hold_time,
+                "keepalive_time": None if neg is None else neg.keepalive_time,
                 "add_path_receive": [] if neg is None else sorted(map(str, neg.addpath_receive)),
                 "add_path_send": [] if neg is None else sorted(map(str, neg.addpath_send)),
                 "messages_in": stats.messages_in,
                 "messages_out": stats.messages_out,
                 "established_count": stats.established_count,
                 "last_down": None if stats.last_down is None else _down_text(stats.last_down),
-                "info": stats.last_error or ("" if peer.established else
-                                             ("passive, waiting" if p.passive else "")),
+                "info": (state.prefix_limit.status()["reason"]
+                         if state.prefix_limit is not None and state.prefix_limit.held_down
+                         else stats.last_error or ("" if peer.established else
+                                                   ("passive, waiting" if p.passive else ""))),
+                "max_prefixes": (None if state.prefix_limit is None
+                                 else state.prefix_limit.status()),
+                "output_queue": peer.output_queue,
                 "description": p.description,
             })
         return rows
@@ -838,7 +956,12 @@ class _Handler:
         log.info("%s (%s): Established: AS%d, router id %s, hold time %d s, %s%s",
                  peer.name, self.key, negotiated.peer_asn, negotiated.peer_router_id,
                  negotiated.hold_time, fams,
-                 ", ADD-PATH" if negotiated.addpath_receive or negotiated.addpath_send else "")
+                 ", ADD-PATH" if negotiated.addpath_receive or negotiated.addpath_send else "",
+                 extra={"event": "established", "peer": peer.name, "address": self.key,
+                        "peer_asn": negotiated.peer_asn,
+                        "router_id": str(negotiated.peer_router_id),
+                        "hold_time": negotiated.hold_time,
+                        "families": sorted(map(str, negotiated.families))})
         self.daemon.graceful.session_up(self.key, negotiated)
         self.daemon.dispatch(self.daemon.speaker.peer_up(self.key, negotiated, time.time()))
 
@@ -854,6 +977,8 @@ class _Handler:
         self.daemon.dispatch(self.daemon.speaker.receive_updates(self.key, updates, time.time()))
         if any(u.end_of_rib() is None for u in updates):
             state.last_update = time.time()
+        if state.prefix_limit is not None:
+            state.prefix_limit.check(self.daemon.speaker.accepted_counts(self.key))
 
     def on_end_of_rib(self, peer: BgpPeer, family: Family) -> None:
         state = self._state(peer)
@@ -865,7 +990,9 @@ class _Handler:
     def on_route_refresh(self, peer: BgpPeer, family: Family, subtype: int) -> None:
         if self._state(peer) is None:
             return
-        log.info("%s: ROUTE-REFRESH %s: sending the table again", peer.name, family)
+        log.info("%s: ROUTE-REFRESH %s: sending the table again", peer.name, family,
+                 extra={"event": "route_refresh", "peer": peer.name, "address": self.key,
+                        "family": str(family)})
         self.daemon.dispatch(self.daemon.speaker.refresh_out(self.key, family))
 
     def on_down(self, peer: BgpPeer, event: SessionDown) -> None:
@@ -873,24 +1000,26 @@ class _Handler:
         if state is None:
             return
         state.since = time.time()
+        if state.prefix_limit is not None:
+            state.prefix_limit.session_down()
         # RFC 4724 §4.2 / RFC 8538 §4: keep the routes of a peer that may be restarting
         # as stale (roost/graceful.py); otherwise they leave the Loc-RIB, the kernel and
         # the other peers at once.
         retain = self.daemon.graceful.session_down(self.key, event)
         log.info("%s (%s): down: %s; %s", peer.name, self.key, _down_text(event),
                  f"graceful restart: its {', '.join(sorted(map(str, retain)))} routes are "
-                 f"kept as stale" if retain else "its routes are withdrawn")
+                 f"kept as stale" if retain else "its routes are withdrawn",
+                 extra={"event": "down", "peer": peer.name, "address": self.key,
+                        **_down_fields(event),
+                        "stale_families": sorted(map(str, retain))})
         self.daemon.dispatch(self.daemon.speaker.peer_down(self.key, time.time(), retain))
+        if state.config.kind == "dynamic" and not retain:
+            # Like BIRD's and GoBGP's dynamic neighbours: a client that left is forgotten,
+            # so `show peers` (and calico-node's readiness check) does not wait for it.
+            self.daemon._spawn(lambda: self.daemon._forget_dynamic(self.key, peer))
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _replace_router(old: cfg.RouterConfig, new: cfg.RouterConfig) -> cfg.RouterConfig:
-    """The router settings after a reload: identity and sockets stay until a restart."""
-    return replace(new, asn=old.asn, router_id=old.router_id, listen=old.listen,
-                   port=old.port, next_hop=old.next_hop, next_hop6=old.next_hop6,
-                   ebgp_requires_policy=old.ebgp_requires_policy)
 
 
 def _down_text(event: SessionDown) -> str:
@@ -900,6 +1029,33 @@ def _down_text(event: SessionDown) -> str:
     if event.detail:
         text += f": {event.detail}"
     return text
+
+
+def _down_fields(event: SessionDown) -> dict[str, Any]:
+    """The structured form of `_down_text` for JSON logs: the DownReason and the
+    NOTIFICATION (RFC 4271 §4.5) we sent or received, if any."""
+    fields: dict[str, Any] = {"reason": event.reason.value}
+    if event.detail:
+        fields["detail"] = event.detail
+    n = event.notification
+    if n is not None:
+        fields["notification"] = {
+            "direction": ("received" if event.reason is DownReason.NOTIFICATION_RECEIVED
+                          else "sent"),
+            "code": n.code, "subcode": n.subcode, "text": n.describe()}
+    return fields
+
+
+def _process_figures() -> dict[str, int | None]:
+    """asyncio tasks of the running loop, open file descriptors and VmRSS in kB (the
+    last two from /proc; None where it is missing)."""
+    fds: int | None = None
+    rss: int | None = None
+    with contextlib.suppress(OSError):
+        fds = len(os.listdir("/proc/self/fd"))
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/status") as f:
+        rss = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), None)
+    return {"tasks": len(asyncio.all_tasks()), "fds": fds, "rss_kb": rss}
 
 
 def _parse_prefix(text: Any) -> Prefix:
@@ -920,7 +1076,9 @@ def _kernel_dict(route: KernelRoute) -> dict[str, Any]:
 
 
 def _log_kernel_error(exc: KernelRouteError) -> None:
-    log.error("kernel: %s", exc)
+    log.error("kernel: %s", exc, extra={
+        "event": "kernel_error", "prefix": None if exc.prefix is None else str(exc.prefix),
+        "op": exc.op, "errno": exc.errno})
 
 
 def _describe_os_error(exc: Exception, config: cfg.Config) -> str:
@@ -944,10 +1102,10 @@ def _describe_os_error(exc: Exception, config: cfg.Config) -> str:
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
-def main(config: cfg.Config, *, flush_on_exit: bool = False) -> int:
-    """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
+def main(config: cfg.Config, *, flush_on_exit: bool = False, recover: bool = False) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit code. `recover`: -R."""
     async def _main() -> int:
-        return await Daemon(config, flush_on_exit=flush_on_exit).run()
+        return await Daemon(config, flush_on_exit=flush_on_exit, recover=recover).run()
 
     # Process-wide, so here rather than in Daemon (which tests embed): what start-up
     # allocated (modules, configuration) lives for good and need not be scanned again.

@@ -8,7 +8,8 @@ feeds them the events of each peer and arms one loop timer at the earliest deadl
     session down ──▶ retained_families ──▶ Speaker.peer_down(retain=...) ──▶ HelperState
     Established  ──▶ HelperState.session_up ──▶ Speaker.sweep_stale (F bit clear / gone)
     End-of-RIB   ──▶ HelperState.end_of_rib ──▶ Speaker.sweep_stale
-    timer        ──▶ HelperState.expired    ──▶ Speaker.sweep_stale
+    timer        ──▶ HelperState.long_lived_due ──▶ Speaker.enter_long_lived (RFC 9494)
+                 └─▶ HelperState.expired    ──▶ Speaker.sweep_stale
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import time
 from collections.abc import Callable, Iterable
 
 from bgp.events import SessionDown
-from bgp.graceful import is_hard_reset, restart_capability, retained_families
+from bgp.graceful import (
+    is_hard_reset,
+    long_lived_families,
+    restart_capability,
+    retained_families,
+)
 from bgp.rib.graceful import HelperState
 from bgp.speaker import Outbound, Speaker
 from bgp.types import Family
@@ -32,18 +38,20 @@ __all__ = ["GracefulRestartHelper", "RestartWindow"]
 
 
 class RestartWindow:
-    """What we advertise as a speaker (RFC 4724 §4.1).
+    """What we advertise as a speaker (RFC 4724 §4.1), for `restart_time` seconds after
+    start (`until`, on the event loop's clock: the sessions' `now`).
 
-    `warm`: the kernel still held routes of an earlier run when we started, so our
-    forwarding state survived the restart: for `restart_time` seconds after start the
-    OPENs carry the Restart State (R) bit, and the Forwarding State (F) bit is set. After
-    a cold start the window's OPENs carry F = 0 (helpers drop what they kept of ours).
-    `until` is on the event loop's clock (the sessions' `now`).
+    `restarting` (R bit): started with `roost run -R`, so we defer our kernel updates until
+    every peer has sent End-of-RIB. `forwarding` (F bit): our forwarding state survived
+    the restart: started with -R and the kernel still held routes of the earlier run. A
+    plain start (no -R) advertises neither, like BIRD without -R: helpers drop what they
+    kept of ours and learn it again. After the window: R = 0, F = 1.
     """
 
-    def __init__(self, *, warm: bool, restart_time: int, until: float,
-                 notification: bool) -> None:
-        self.warm = warm
+    def __init__(self, *, restarting: bool, forwarding: bool, restart_time: int,
+                 until: float, notification: bool) -> None:
+        self.restarting = restarting
+        self.forwarding = forwarding
         self.restart_time = restart_time
         self.until = until
         self.notification = notification
@@ -53,8 +61,9 @@ class RestartWindow:
     ) -> tuple[GracefulRestart, GracefulRestart]:
         """(capability during the window, capability after it)."""
         fams = tuple(families)
-        during = restart_capability(fams, self.restart_time, restarting=self.warm,
-                                    forwarding=self.warm, notification=self.notification)
+        during = restart_capability(fams, self.restart_time, restarting=self.restarting,
+                                    forwarding=self.forwarding,
+                                    notification=self.notification)
         after = restart_capability(fams, self.restart_time, restarting=False,
                                    forwarding=True, notification=self.notification)
         return during, after
@@ -90,7 +99,7 @@ class GracefulRestartHelper:
         if state is None or not state.active:
             return
         flush = state.session_up(self.clock(), negotiated.peer_graceful_restart,
-                                 negotiated.families)
+                                 negotiated.families, negotiated.peer_long_lived)
         for fam in sorted(flush):
             log.info("%s: graceful restart: %s not preserved by the peer (F bit clear or "
                      "family gone): stale routes removed", key, fam)
@@ -122,17 +131,20 @@ class GracefulRestartHelper:
         if negotiated is None:
             return frozenset()
         retain = retained_families(event.reason, event.notification, negotiated)
+        # RFC 9494 §4.2: families the peer keeps long-lived, also without GR for them.
+        long_lived = long_lived_families(event.reason, event.notification, negotiated)
         state = self._states.setdefault(key, HelperState(self.stale_time))
-        if is_hard_reset(event.notification) or not retain:
+        if is_hard_reset(event.notification) or not (retain or long_lived):
             # Consecutive restarts or a Hard Reset: nothing stale survives this (the
             # speaker's peer_down without `retain` drops the whole Adj-RIB-In).
             state.reset()
             self._arm()
             return frozenset()
         assert negotiated is not None
-        state.session_lost(self.clock(), retain, negotiated.peer_graceful_restart)
+        state.session_lost(self.clock(), retain, negotiated.peer_graceful_restart,
+                           long_lived)
         self._arm()
-        return retain
+        return retain | frozenset(long_lived)
 
     def forget(self, key: str) -> None:
         """The peer was removed (`Speaker.remove_peer` swept its stale routes)."""
@@ -155,11 +167,21 @@ class GracefulRestartHelper:
     def run_timers(self) -> None:
         now = self.clock()
         for key, state in list(self._states.items()):
-            restart_ran_out = state.restart_deadline is not None
+            for fam in sorted(state.long_lived_due(now)):
+                log.info("%s: long-lived graceful restart: restart time over: stale %s "
+                         "routes kept, least preferred, for at most %g s (RFC 9494)",
+                         key, fam, state.long_lived[fam] - now)
+                self.dispatch(self.speaker.enter_long_lived(key, fam))
+            in_restart = set(state.restart_deadlines)
+            in_long_lived = set(state.long_lived)
             for fam in sorted(state.expired(now)):
-                if restart_ran_out:
+                if fam in in_restart:
                     log.info("%s: graceful restart: the peer did not come back within its "
                              "restart time: stale %s routes removed", key, fam)
+                elif fam in in_long_lived:
+                    log.info("%s: long-lived graceful restart: the peer did not come back "
+                             "within its long-lived stale time: stale %s routes removed",
+                             key, fam)
                 else:
                     log.info("%s: graceful restart: no End-of-RIB %s within %g s: stale "
                              "routes removed", key, fam, self.stale_time)
