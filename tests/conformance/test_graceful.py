@@ -1,7 +1,7 @@
 """Graceful restart (RFC 4724) with each daemon, both roles:
 
 * ``gr.roost_restarts``: the daemon is the helper while roost restarts with
-  ``roost graceful-restart`` (no NOTIFICATION) and starts again: the daemon's RIB is
+  ``roost graceful-restart`` (no NOTIFICATION) and starts again with ``-R``: the daemon's RIB is
   sampled every ~0.1 s and must hold roost's route the whole time.
 * ``gr.helper``: roost is the helper while the daemon (graceful restart enabled) is killed
   with SIGKILL (no NOTIFICATION) and started again: roost keeps the daemon's route, marked
@@ -138,6 +138,7 @@ def test_daemon_helper_while_roost_restarts(lab: Lab, daemon: str) -> None:
                  what=f"{daemon}: session with roost down")
         time.sleep(2)
         assert ROOST_PFX in d.rib("ipv4"), d.log_tail()
+        roost.run_args = ["-R"]  # restart recovery: R and F bits (a plain start: F = 0)
         roost.start()
         roost.wait_peer(PEER4, timeout=40)
         d.wait_established(ROOST4, timeout=30)

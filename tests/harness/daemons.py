@@ -223,6 +223,9 @@ class Daemon:
         self._procs: list[subprocess.Popen[Any]] = []
         self._runtime: dict[str, dict[str, Any]] = {}
         self.started = False
+        # Extra command-line options for the next start (GoBGP, BIRD), e.g. a graceful
+        # restart: ["-r"] for gobgpd, ["-R"] for bird.
+        self.daemon_args: list[str] = []
         host.lab.register(self)
 
     # --- to implement ----------------------------------------------------------------
@@ -558,7 +561,8 @@ class GoBgp(Daemon):
         # ip netns exec exec()s gobgpd, so proc.pid is gobgpd (in its own session)
         proc = self.host.popen(["gobgpd", "-f", str(self.conf_path), "-t", "toml",
                                 "-l", self.log_level, "--pprof-disable",
-                                "--api-hosts", f"unix://{self.sock}"], self.log_path)
+                                "--api-hosts", f"unix://{self.sock}", *self.daemon_args],
+                               self.log_path)
         self._procs.append(proc)
         self.pid_path.write_text(f"{proc.pid}\n")
 
@@ -988,7 +992,8 @@ class Bird(Daemon):
         with contextlib.suppress(FileNotFoundError):
             self.ctl.unlink()
         proc = self.host.popen(["bird", "-f", "-c", str(self.conf_path), "-s", str(self.ctl),
-                                "-P", str(self.pid_path)], self.workdir / "bird.out")
+                                "-P", str(self.pid_path), *self.daemon_args],
+                               self.workdir / "bird.out")
         self._procs.append(proc)
 
         def ready() -> bool:

@@ -27,12 +27,13 @@ class RoostNode:
         self.config_path.write_text(config + f'\n[control]\nsocket = "{self.socket}"\n')
         self.log_path = host.workdir / "roost.log"
         self.proc: subprocess.Popen[Any] | None = None
+        self.run_args: list[str] = []  # extra `roost run` options, e.g. ["-R"]
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         self.proc = self.host.popen(
             [sys.executable, "-m", "roost", "run", "-c", str(self.config_path),
-             "--log-level", "debug"],
+             "--log-level", "debug", *self.run_args],
             self.log_path, env=env, cwd=REPO,
         )
 

@@ -1,11 +1,13 @@
 """Graceful restart (RFC 4724, RFC 8538) between roost nodes and with BIRD and GoBGP.
 
-1. `roost graceful-restart` on node C of a 3-node mesh, then C starts again: A and B keep
+1. `roost graceful-restart` on node C of a 3-node mesh, then C starts again with `roost
+   run -R` (a plain start tells helpers our forwarding state was lost): A and B keep
    C's block (RIB and kernel) the whole time - the kernel tables are sampled every
    ~50 ms - C's own kernel routes are never removed, and once C has sent End-of-RIB
    nothing is stale any more.
 2. kill -9 of C: A and B keep C's block, marked stale, until C's restart time (5 s) runs
-   out; then it is gone everywhere.
+   out; then it is gone everywhere (long-lived graceful restart is off in this mesh; it
+   is tested in test_llgr.py).
 3. Interop: a BIRD helper and a GoBGP helper keep roost's route while roost
    graceful-restarts; roost as helper keeps BIRD's route (kernel too) while BIRD, with
    `graceful restart on`, is killed and started again.
@@ -47,7 +49,7 @@ id = "{h.addr4}"
 listen = "{h.addr4}"
 prefixes = ["{block(i)}"]
 connect_retry_time = 1
-graceful_restart = {{ restart_time = {restart_time}, stale_time = 30 }}
+graceful_restart = {{ restart_time = {restart_time}, stale_time = 30, long_lived_stale_time = 0 }}
 
 [mesh]
 nodes = {json.dumps(nodes)}
@@ -182,6 +184,7 @@ def test_graceful_restart_command_keeps_routes_everywhere(
             env=dict(os.environ, PYTHONPATH=str(REPO))).stdout
         assert "(stale)" in text, text
         assert sorted(c.kernel_routes()) == c_kernel  # kept for the next run
+        c.run_args = ["-R"]  # restart recovery: R and F bits (a plain start sends F = 0)
         c.start()
         _wait_mesh(nodes, addrs)
         restarted_in = time.monotonic() - t0
@@ -312,6 +315,7 @@ asn = {ASN}
             assert cp.returncode == 0, cp.stderr
             time.sleep(1.5)  # the helpers hold the route with the session down
             assert gobgp.neighbor_state(r_addr) != "established"
+            roost.run_args = ["-R"]  # restart recovery: R and F bits
             roost.start()
             roost.wait_established(2, timeout=40)
             wait_for(lambda: no_stale([roost]), 20, what="roost converged", on_timeout=diag)
