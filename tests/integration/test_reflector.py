@@ -539,6 +539,11 @@ def test_dynamic_clients_from_a_range(lab: Lab) -> None:
     wait_all([nodes[0], nodes[2]], lambda n: converged(
         n, block(nodes.index(n) + 1), want_for(nodes.index(n) + 1, (1, 3))),
         10, f"{block(2)} withdrawn")
+    # A dynamic neighbour that left is forgotten (as BIRD and GoBGP do), so the
+    # reflector's readiness does not wait for it.
+    wait_for(lambda: sorted(p["name"] for p in rr.cli_show("peers"))
+             == ["Dynamic_10_255_0_1", "Dynamic_10_255_0_3"], 10,
+             what="the reflector forgets the client that left")
     nodes[1].start()
     wait_all(nodes, lambda n: converged(n, block(nodes.index(n) + 1),
                                         want_for(nodes.index(n) + 1)),

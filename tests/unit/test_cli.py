@@ -62,7 +62,7 @@ def test_run_debug_log_leaves_out_pyroute2(
     path.write_text(GOOD)
     seen: dict[str, bool] = {}
 
-    def fake_main(config: object, *, flush_on_exit: bool) -> int:
+    def fake_main(config: object, *, flush_on_exit: bool, recover: bool = False) -> int:
         core = logging.getLogger("pyroute2.netlink.core")
         seen["roost debug"] = logging.getLogger("roost").isEnabledFor(logging.DEBUG)
         seen["pyroute2 debug"] = core.isEnabledFor(logging.DEBUG)
@@ -82,6 +82,26 @@ def test_run_debug_log_leaves_out_pyroute2(
         pyroute2_log.setLevel(levels[1])
     assert result.exit_code == 0, result.output
     assert seen == {"roost debug": True, "pyroute2 debug": False, "pyroute2 warning": True}
+
+
+def test_run_recover_flag_reaches_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from roost import daemon
+
+    path = tmp_path / "node.toml"
+    path.write_text(GOOD)
+    seen: list[bool] = []
+
+    def fake_main(config: object, *, flush_on_exit: bool, recover: bool = False) -> int:
+        seen.append(recover)
+        return 0
+
+    monkeypatch.setattr(daemon, "main", fake_main)
+    for args in ((), ("-R",), ("--recover",)):
+        result = _run("run", "-c", str(path), *args)
+        assert result.exit_code == 0, result.output
+    assert seen == [False, True, True]
 
 
 def test_check_broken_file_names_file_line_key(tmp_path: Path) -> None:
