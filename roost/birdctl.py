@@ -31,11 +31,9 @@ asyncio edge.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import ipaddress
 import logging
-import os
 import re
 import socket
 import time
@@ -44,7 +42,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol
 
-from roost.control import start_private_server
+from roost.control import PrivateSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -543,59 +541,35 @@ def _show_route(args: list[tuple[str, bool]], view: DaemonView, now: float) -> R
 # --------------------------------------------------------------------------- the server
 
 
-class BirdControlServer:
+class BirdControlServer(PrivateSocketServer):
     """Serve the BIRD dialect for `view` on a Unix socket at `path`: for its owner (root)
     only, like the JSON control socket (umask 077), in a directory created 0755."""
 
     def __init__(self, path: str, view: DaemonView) -> None:
-        self.path = path
+        super().__init__(path, limit=MAX_COMMAND,
+                         in_use=f"BIRD control socket {path} is in use: is BIRD or another "
+                                f"roost running?")
         self.view = view
         self.hostname = socket.gethostname()
-        self._server: asyncio.AbstractServer | None = None
-        self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        # The same root-only socket as the JSON control socket (roost.control).
-        self._server = await start_private_server(
-            self._serve, self.path, limit=MAX_COMMAND,
-            in_use=f"BIRD control socket {self.path} is in use: is BIRD or another roost "
-                   f"running?")
+        await super().start()
         log.info("BIRD-compatible control socket %s", self.path)
 
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._clients):
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._clients.add(task)
-        try:
-            writer.write(greeting(str(self.view.status().get("version", ""))))
-            await writer.drain()
-            while True:
-                try:
-                    line = await reader.readline()
-                except (ValueError, asyncio.LimitOverrunError):
-                    writer.write(frame(Reply((), Code.COMMAND_TOO_LONG, "Command too long")))
-                    await writer.drain()
-                    return
-                if not line:
-                    return
-                await self._write(writer, self._answer(line))
-        except (ConnectionError, asyncio.CancelledError):
-            pass  # the client went away mid-reply, or the daemon stops
-        finally:
-            if task is not None:
-                self._clients.discard(task)
-            writer.close()
+    async def serve_client(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting(str(self.view.status().get("version", ""))))
+        await writer.drain()
+        while True:
+            try:
+                line = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                writer.write(frame(Reply((), Code.COMMAND_TOO_LONG, "Command too long")))
+                await writer.drain()
+                return
+            if not line:
+                return
+            await self._write(writer, self._answer(line))
 
     def _answer(self, line: bytes) -> Reply:
         text = line.decode("utf-8", errors="replace")

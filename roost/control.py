@@ -44,19 +44,21 @@ class ControlError(Exception):
 # --------------------------------------------------------------------------- server
 
 
-class ControlServer:
-    """Serve `handler(cmd, request)` on a Unix socket at `path`."""
+class PrivateSocketServer:
+    """A Unix-socket server for the daemon's user only (`start_private_server`). It
+    tracks its clients so that `stop()` ends them; a subclass serves one client in
+    `serve_client` (a client that goes away mid-reply is not an error)."""
 
-    def __init__(self, path: str, handler: Handler) -> None:
+    def __init__(self, path: str, *, limit: int, in_use: str) -> None:
         self.path = path
-        self.handler = handler
+        self._limit = limit
+        self._in_use = in_use
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._server = await start_private_server(
-            self._serve, self.path, limit=MAX_LINE,
-            in_use=f"control socket {self.path} is in use: is roost already running?")
+            self._client, self.path, limit=self._limit, in_use=self._in_use)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -69,28 +71,45 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve_client(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._clients.add(task)
         try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except (ValueError, asyncio.LimitOverrunError):
-                    await _write(writer, {"ok": False, "error": "request line too long"})
-                    return
-                if not line:
-                    return
-                if not line.strip():
-                    continue
-                await _write(writer, await self._answer(line))
+            await self.serve_client(reader, writer)
         except (ConnectionError, asyncio.CancelledError):
-            pass
+            pass  # the client went away mid-reply, or the daemon stops
         finally:
             if task is not None:
                 self._clients.discard(task)
             writer.close()
+
+
+class ControlServer(PrivateSocketServer):
+    """Serve `handler(cmd, request)` on a Unix socket at `path`."""
+
+    def __init__(self, path: str, handler: Handler) -> None:
+        super().__init__(path, limit=MAX_LINE,
+                         in_use=f"control socket {path} is in use: is roost already running?")
+        self.handler = handler
+
+    async def serve_client(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                await _write(writer, {"ok": False, "error": "request line too long"})
+                return
+            if not line:
+                return
+            if not line.strip():
+                continue
+            await _write(writer, await self._answer(line))
 
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:
