@@ -433,6 +433,10 @@ def test_roost_restart_with_recover_keeps_every_route(lab: Lab) -> None:
                  what="R's kernel: exactly the routes announced now", on_timeout=diag)
         wait_for(lambda: no_stale(a) and block(1) in gobgp.rib("ipv4"), 10,
                  what="A and G: R's block fresh")
+        # The poller samples on its own thread: on a loaded machine its first sample
+        # with the added routes may come after `kernel_set` saw them.
+        wait_for(lambda: all(poller.back_after(hr, line, t_resume) for line in added), 10,
+                 what="the poller's samples hold the added routes")
     finally:
         for t in (g_rib, poller, a_poller):
             t.stop()
