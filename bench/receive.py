@@ -468,7 +468,7 @@ def offline(n: int, profile: bool, reps: int, batch: int = 16) -> None:
         clear_caches()
         speaker = Speaker(SpeakerConfig(R_ASN, ipaddress.IPv4Address(R_ADDR),
                                         ipaddress.IPv4Address(R_ADDR), rfc8212=False),
-                          on_best_change=lambda fam, prefix, sel: None)
+                          on_best_change=lambda fam, changes: None)
         info = PeerInfo(S_ADDR, peer, S_ASN, R_ASN)
         speaker.add_peer(PeerConfigForSpeaker(info))
         speaker.peer_up(S_ADDR, ctx, 0.0)

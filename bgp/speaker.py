@@ -33,6 +33,7 @@ from bgp.rib.adj_out import (
     Advert,
     OutDiff,
     PackingEncoder,
+    Run,
     UpdateEncoder,
     for_member,
 )
@@ -41,9 +42,8 @@ from bgp.rib.decision import (
     DEFAULT_LOCAL_PREF,
     BestReason,
     NextHopResolver,
-    Selection,
 )
-from bgp.rib.loc_rib import BestChange, Destination, LocRib
+from bgp.rib.loc_rib import BestChange, BestChanges, Destination, LocRib
 from bgp.rib.path import DropReason, NextHopMode, Path, PeerInfo
 from bgp.types import (
     IPV4_UNICAST,
@@ -59,7 +59,9 @@ from bgp.wire.model import Negotiated, Update
 from bgp.wire.prefix import Nlri, Prefix
 
 Outbound = dict[str, list[bytes]]
-BestChangeCallback = Callable[[Family, Prefix, Selection | None], None]
+# Called once per family and batch with the prefixes whose best path moved, before the
+# batch is exported (the FIB hand-off).
+BestChangeCallback = Callable[[Family, BestChanges], None]
 
 
 class PropagationRules(Protocol):
@@ -315,8 +317,8 @@ class Speaker:
             rib = self._ribs.get(fam)
             if rib is None:
                 continue
-            for path in post.values():
-                self._note(touched, fam, rib.remove_path(path))
+            remove = rib.remove_path
+            self._note_all(touched, fam, [remove(path) for path in post.values()])
         return self._propagate(touched)
 
     def sweep_stale(self, key: str, family: Family | None = None) -> Outbound:
@@ -375,7 +377,7 @@ class Speaker:
             for fam, nlris in update.withdrawals():
                 self._withdraw(peer, fam, nlris, touched)
             for fam, attrs, nlris in update.announced():
-                self._ingest(peer, fam, attrs, nlris, now, touched, store_pre=True)
+                self._ingest(peer, fam, attrs, nlris, now, touched)
             eor = update.end_of_rib()
             if eor is not None:
                 peer.eor_received.add(eor)
@@ -392,7 +394,7 @@ class Speaker:
             for nlri, attrs in peer.adj_in.received(fam):
                 by_attrs.setdefault(attrs, []).append(nlri)
             for attrs, nlris in by_attrs.items():
-                self._ingest(peer, fam, attrs, nlris, now, touched, store_pre=False)
+                self._ingest(peer, fam, attrs, nlris, now, touched)
         return self._propagate(touched)
 
     def set_policies(
@@ -455,11 +457,9 @@ class Speaker:
         rib = self._ribs.get(fam)
         if rib is None:
             return
-        adj_in = peer.adj_in
-        for nlri in nlris:
-            path = adj_in.withdraw(fam, nlri)
-            if path is not None:
-                self._note(touched, fam, rib.remove_path(path))
+        withdraw, remove = peer.adj_in.withdraw, rib.remove_path
+        gone = [path for nlri in nlris if (path := withdraw(fam, nlri)) is not None]
+        self._note_all(touched, fam, [remove(path) for path in gone])
 
     def _ingest(
         self,
@@ -469,15 +469,13 @@ class Speaker:
         nlris: tuple[Nlri, ...] | list[Nlri],
         now: float,
         touched: dict[Family, dict[Prefix, bool]],
-        *,
-        store_pre: bool,
     ) -> None:
+        """Apply announcements of one attribute set: `attrs` as received (pre-policy)."""
         rib = self._ribs.get(fam)
         if rib is None:
             return  # a family we do not route: ignore (not negotiated by us)
         info = peer.info
-        pre, post = peer.adj_in.table(fam)
-        rejected = peer.adj_in.rejected_table(fam)
+        post, rejected_attrs, rejected = peer.adj_in.table(fam)
         # Per attribute set, not per prefix: the checks that do not look at the prefix.
         work = attrs
         if not info.is_ibgp and work.local_pref is not None:
@@ -502,39 +500,57 @@ class Speaker:
             fixed = _import_result(evaluate(policy, Prefix(0, 0, 0), work, info), policy)
         changes: list[BestChange | None] = []
         changed = changes.append
-        if isinstance(fixed, AttrSet) and store_pre and not rejected:
+        if isinstance(fixed, AttrSet) and not rejected:
             # The usual case, a feed accepted by a prefix-independent policy with nothing
-            # rejected so far: the loop below without its per-prefix branches (~10% of
-            # the per-prefix time of a 100k feed).
-            add_path = rib.add_path
+            # rejected so far: the loop below without its per-prefix branches. This runs
+            # once per prefix received, so it is kept tight: a prefix new to the Loc-RIB
+            # (all of an initial feed) gets its path stored bare right here, as
+            # LocRib.add_paths would, without a call or a BestChange; anything else goes
+            # to LocRib.add_paths, and so does every path after it (order kept).
+            moved = touched.get(fam)
+            if moved is None:
+                moved = touched[fam] = {}
+            # The resolver answers by next hop alone: asked once per attribute set.
+            bare = rib.resolver.resolve(fixed.next_hop) is not None
+            dests = rib.dests
+            later: list[Path] = []
+            post_get = post.get
             for nlri in nlris:
-                pre[nlri] = attrs
-                old = post.get(nlri)
+                old = post_get(nlri)
                 if old is not None and old.attrs is fixed and not old.stale:
-                    continue  # identical re-announcement
-                prefix, path_id = nlri
-                path = post[nlri] = Path(prefix, fixed, info, path_id, now)
-                changed(add_path(path))
-            self._note_all(touched, fam, changes)
+                    old.received = attrs  # identical re-announcement
+                    continue
+                prefix = nlri[0]
+                path = post[nlri] = Path(prefix, fixed, info, nlri[1], now, attrs)
+                if bare and prefix not in dests:
+                    path.local_id = 1  # the only candidate, reachable: the best
+                    dests[prefix] = path
+                    moved[prefix] = True
+                else:
+                    bare = False
+                    later.append(path)
+            if later:
+                rib.add_paths(later, moved)
             return
         for nlri in nlris:
-            if store_pre:
-                pre[nlri] = attrs
             result = fixed
             if result is None:
                 result = _import_result(evaluate(policy, nlri.prefix, work, info), policy)
             old = post.get(nlri)
             if isinstance(result, AttrSet):
                 if old is not None and old.attrs is result and not old.stale:
-                    continue  # identical re-announcement
+                    old.received = attrs  # identical re-announcement
+                    continue
                 if rejected:
                     rejected.pop(nlri, None)
+                    rejected_attrs.pop(nlri, None)
                 prefix, path_id = nlri
-                path = Path(prefix, result, info, path_id, now)
+                path = Path(prefix, result, info, path_id, now, attrs)
                 post[nlri] = path
                 changed(rib.add_path(path))
             else:
                 rejected[nlri] = result
+                rejected_attrs[nlri] = attrs
                 if old is not None:
                     del post[nlri]
                     changed(rib.remove_path(old))
@@ -553,19 +569,16 @@ class Speaker:
         changes: Iterable[BestChange | None],
     ) -> None:
         """Record the changed prefixes of one family (True: the best path or ECMP set
-        moved) and tell `on_best_change`; one call per batch, not per prefix."""
+        moved); `_propagate` tells `on_best_change` about them, once per batch."""
         prefixes = touched.get(fam)
-        callback = self.on_best_change
         for change in changes:
             if change is None:
                 continue
             if prefixes is None:
                 prefixes = touched[fam] = {}
-            prefix, old, new, selection, multipath_changed = change
+            prefix, old, new, _selection, multipath_changed = change
             if old is not new or multipath_changed:  # BestChange.best_changed
                 prefixes[prefix] = True
-                if callback is not None:
-                    callback(fam, prefix, selection)
             elif prefix not in prefixes:
                 prefixes[prefix] = False
 
@@ -667,6 +680,11 @@ class Speaker:
         out: Outbound = {}
         if not touched:
             return out
+        callback = self.on_best_change
+        if callback is not None:
+            for fam, moved in touched.items():
+                if True in moved.values():  # some best path moved (C-level scan)
+                    callback(fam, BestChanges(self._ribs[fam], moved))
         for group in self._groups.values():
             prefixes = touched.get(group.family)
             if not prefixes:
@@ -676,15 +694,13 @@ class Speaker:
             adverts = self._adverts
             if group.addpath:
                 changes = [(prefix, adverts(group, dests.get(prefix))) for prefix in prefixes]
+                update = group.adj_out.update(changes, group.members)
             else:  # only the best path is advertised: skip prefixes whose best is unchanged
-                changes = [
-                    (prefix, adverts(group, dests.get(prefix)))
-                    for prefix, best_changed in prefixes.items()
-                    if best_changed
-                ]
+                runs = self._best_runs(group, dests, prefixes)
+                update = group.adj_out.update_runs(runs, group.members)
             group.cache.clear()
             group.adverts.clear()
-            common, private, excluded = group.adj_out.update(changes, group.members)
+            common, private, excluded = update
             common_bytes: list[bytes] | None = None
             for member, ctx in group.members.items():
                 mine = private.get(member)
@@ -703,6 +719,45 @@ class Speaker:
                     else:
                         target.extend(msgs)
         return out
+
+    def _best_runs(
+        self, group: _Group, dests: dict[Prefix, Destination | Path], prefixes: dict[Prefix, bool]
+    ) -> list[Run]:
+        """`_adverts` of each prefix whose best moved, for a group without ADD-PATH send,
+        as runs of consecutive prefixes with the same adverts (`AdjRibOut.update_runs`).
+
+        With a prefix-independent export policy the result depends only on the best
+        path's attributes and source, and consecutive prefixes mostly share them (the
+        NLRI of one UPDATE): the last result is reused without a call, a key tuple or an
+        `AttrSet` hash per prefix, and the prefix joins the current run."""
+        runs: list[Run] = []
+        run: list[Prefix] = []
+        run_adverts: tuple[Advert, ...] | None = None
+        adverts = self._adverts
+        reuse = group.policy.prefix_independent
+        last_attrs: AttrSet | None = None
+        last_source: PeerInfo | None = None
+        for prefix, best_moved in prefixes.items():
+            if not best_moved:
+                continue
+            entry = dests.get(prefix)
+            if entry.__class__ is Path:  # a bare Path: the only path, the best
+                path: Path = entry
+                if reuse and path.attrs is last_attrs and path.source is last_source:
+                    run.append(prefix)  # same adverts as the prefix before
+                    continue
+                adv = adverts(group, path)
+                last_attrs, last_source = path.attrs, path.source
+            else:
+                adv = adverts(group, entry)
+                last_attrs = None
+            if adv is run_adverts:
+                run.append(prefix)
+            else:
+                run = [prefix]
+                run_adverts = adv
+                runs.append((adv, run))
+        return runs
 
     def _adverts(self, group: _Group, entry: Destination | Path | None) -> tuple[Advert, ...]:
         """What `group` should hold for one Loc-RIB entry (`LocRib.dests`)."""

@@ -56,6 +56,7 @@ from bgp.policy import (
 )
 from bgp.policy import Action as PolicyAction
 from bgp.rib.decision import Selection
+from bgp.rib.loc_rib import BestChanges
 from bgp.rib.path import NextHopMode, PeerInfo
 from bgp.session import SessionConfig
 from bgp.speaker import Outbound, PeerConfigForSpeaker, Speaker, SpeakerConfig
@@ -620,11 +621,22 @@ class Daemon:
     def _originate(self, net: cfg.IPNetwork) -> None:
         self.dispatch(self.speaker.originate(Prefix.from_network(net), now=time.time()))
 
-    def _on_best_change(self, family: Family, prefix: Prefix, sel: Selection | None) -> None:
+    def _on_best_change(self, family: Family, changes: BestChanges) -> None:
+        """The FIB hand-off: called once per family and batch of UPDATEs with the
+        prefixes whose best path moved (nothing per prefix without a kernel sink)."""
         sink, tunnel = self.sink, self.tunnel
         if sink is None or tunnel is None or self._stopping.is_set():
             return
-        net = prefix.network()
+        for prefix, sel in changes:
+            net = prefix.network()
+            sink.update(net, self._kernel_route(prefix, net, sel, tunnel))
+        if self._flush_task is None or self._flush_task.done():
+            # One flush per burst of changes (the sinks coalesce per prefix meanwhile).
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_fib())
+
+    def _kernel_route(self, prefix: Prefix, net: cfg.IPNetwork, sel: Selection | None,
+                      tunnel: TunnelPolicy) -> KernelRoute | None:
+        """The kernel route for a prefix's selection (None: none to install)."""
         # Called from inside the speaker's UPDATE processing: an exception here would
         # abandon the rest of the batch (its other prefixes never advertised), so one
         # bad route is logged and leaves the kernel without a route for that prefix (as
@@ -655,10 +667,7 @@ class Daemon:
         except Exception:
             log.exception("kernel: %s: no kernel route for the new best path", prefix)
             route = None
-        sink.update(net, route)
-        if self._flush_task is None or self._flush_task.done():
-            # One flush per burst of changes (the sinks coalesce per prefix meanwhile).
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush_fib())
+        return route
 
     async def _flush_fib(self) -> None:
         await asyncio.sleep(0)  # let the rest of this UPDATE's changes arrive first

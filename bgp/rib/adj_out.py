@@ -15,7 +15,7 @@ their own (typically a withdrawal of the path they used to hold, or nothing).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 from bgp.types import Family
@@ -35,6 +35,9 @@ class Advert(NamedTuple):
 
 
 NO_ADVERTS: tuple[Advert, ...] = ()
+
+# A run of changes: the new adverts and the prefixes that get them (`update_runs`).
+Run = tuple[tuple[Advert, ...], Sequence[Prefix]]
 
 
 class UpdateEncoder(Protocol):
@@ -214,7 +217,8 @@ class AdjRibOut:
         """
         member_set = set(members)
         if len(member_set) == 1:
-            return self._update_one(changes, next(iter(member_set))), {}, {}
+            runs = [(new, (prefix,)) for prefix, new in changes]
+            return self._update_one(runs, next(iter(member_set))), {}, {}
         sent = self.sent
         common = OutDiff()
         common_withdraw = common.withdraw
@@ -253,12 +257,23 @@ class AdjRibOut:
                         _deviate(src, prefix, old, new, ops, private, excluded)
         return common, private, excluded
 
-    def _update_one(
-        self, changes: Iterable[tuple[Prefix, tuple[Advert, ...]]], member: str
-    ) -> OutDiff:
+    def update_runs(
+        self, runs: Sequence[Run], members: Collection[str]
+    ) -> tuple[OutDiff, dict[str, OutDiff], dict[str, set[Prefix]]]:
+        """`update` with the changes given as runs: (new adverts, the prefixes that get
+        them), in order. Consecutive prefixes mostly share their adverts (the NLRI of one
+        UPDATE), and a group of one member takes a run of prefixes new to the table that
+        are all its own routes in one step (`_update_one`)."""
+        if len(members) == 1:
+            return self._update_one(runs, next(iter(members))), {}, {}
+        return self.update([(prefix, new) for new, prefixes in runs for prefix in prefixes],
+                           members)
+
+    def _update_one(self, runs: Iterable[Run], member: str) -> OutDiff:
         """`update` for a group of one member, e.g. a single peer that is also the source
         of every route (a node's only peer or reflector): no shared diff to keep apart,
-        so a prefix the member sees neither before nor after costs one dict store.
+        so a prefix the member sees neither before nor after costs one dict store, and a
+        run of such prefixes new to the table one C-level `dict.update`.
 
         The result equals what `update` gives that member, byte for byte: the common diff
         without the prefixes whose member view differs, then those prefixes' own changes.
@@ -271,38 +286,61 @@ class AdjRibOut:
         mine = OutDiff()
         order = common.announce  # buckets in the general path's order; empty ones dropped
         view = for_member
-        for prefix, new in changes:
-            old = sent.get(prefix, NO_ADVERTS)
-            if old is new or old == new:
-                continue
-            if new:
-                sent[prefix] = new
-            else:
-                del sent[prefix]
-            if len(new) == 1 and new[0].source == member and (
-                not old or (len(old) == 1 and old[0].source == member)
+        sent_get = sent.get
+        # The last `new` found to be the member's own route alone, its attribute set
+        # already in `order`: prefixes of one UPDATE share the adverts tuple, so the
+        # usual case below is an identity test, not an AttrSet hash per prefix.
+        own: tuple[Advert, ...] | None = None
+        for new, prefixes in runs:
+            if (
+                len(prefixes) > 1 and len(new) == 1 and new[0].source == member
+                and sent.keys().isdisjoint(prefixes)
             ):
-                # its own route, now and before: the usual case, without calls (the
-                # general path announces `new` to the others: change_ops of old != new)
+                # New prefixes, all the member's own route: what the loop below does for
+                # each of them (store; reserve the attribute set's place), at C speed.
                 if new[0].attrs not in order:
                     order[new[0].attrs] = []
+                sent.update(dict.fromkeys(prefixes, new))
                 continue
-            ops = change_ops(prefix, old, new)
-            mine_old, mine_new = view(old, member), view(new, member)
-            if not mine_old and not mine_new:  # e.g. its own route: nothing to send it
-                _reserve(order, ops[1])
-                continue
-            if mine_old != old or mine_new != new:  # it is the source of an advert
-                mine_ops = change_ops(prefix, mine_old, mine_new)
-                if mine_ops != ops:
-                    _reserve(order, ops[1])
-                    mine.withdraw.extend(mine_ops[0])
-                    for attrs, nlri in mine_ops[1]:
-                        mine._announce(attrs, nlri)
+            for prefix in prefixes:
+                old = sent_get(prefix, NO_ADVERTS)
+                if old is new:
                     continue
-            common.withdraw.extend(ops[0])
-            for attrs, nlri in ops[1]:
-                common._announce(attrs, nlri)
+                if new is own and not old:  # the usual case below, first
+                    sent[prefix] = new
+                    continue
+                if old == new:
+                    continue
+                if new:
+                    sent[prefix] = new
+                else:
+                    del sent[prefix]
+                if (new is own or (len(new) == 1 and new[0].source == member)) and (
+                    not old or (len(old) == 1 and old[0].source == member)
+                ):
+                    # its own route, now and before: the usual case, without calls (the
+                    # general path announces `new` to the others: old != new)
+                    if new is not own:
+                        own = new
+                        if new[0].attrs not in order:
+                            order[new[0].attrs] = []
+                    continue
+                ops = change_ops(prefix, old, new)
+                mine_old, mine_new = view(old, member), view(new, member)
+                if not mine_old and not mine_new:  # e.g. its own route: nothing to send it
+                    _reserve(order, ops[1])
+                    continue
+                if mine_old != old or mine_new != new:  # it is the source of an advert
+                    mine_ops = change_ops(prefix, mine_old, mine_new)
+                    if mine_ops != ops:
+                        _reserve(order, ops[1])
+                        mine.withdraw.extend(mine_ops[0])
+                        for attrs, nlri in mine_ops[1]:
+                            mine._announce(attrs, nlri)
+                        continue
+                common.withdraw.extend(ops[0])
+                for attrs, nlri in ops[1]:
+                    common._announce(attrs, nlri)
         if not all(order.values()):
             common.announce = {attrs: nlri for attrs, nlri in order.items() if nlri}
         common.merge(mine)

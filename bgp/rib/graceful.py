@@ -62,10 +62,9 @@ def mark_stale(adj_in: AdjRibIn, retain: Iterable[Family]) -> list[Path]:
         if fam not in keep:
             gone.extend(post.values())
             del adj_in.post[fam]
-            adj_in.pre.pop(fam, None)
+            adj_in.rejected_attrs.pop(fam, None)
             adj_in.rejected.pop(fam, None)
             continue
-        pre = adj_in.pre.get(fam, {})
         new_post = {}
         for nlri, path in post.items():
             if path.stale:
@@ -73,13 +72,9 @@ def mark_stale(adj_in: AdjRibIn, retain: Iterable[Family]) -> list[Path]:
             else:
                 path.stale = True
                 new_post[nlri] = path
-        adj_in.post[fam] = new_post
-        adj_in.pre[fam] = {nlri: pre[nlri] for nlri in new_post if nlri in pre}
+        adj_in.post[fam] = new_post  # their received attributes go with them
+        adj_in.rejected_attrs[fam] = {}
         adj_in.rejected[fam] = {}
-    for fam in list(adj_in.pre):  # families with only rejected routes
-        if fam not in adj_in.post:
-            del adj_in.pre[fam]
-            adj_in.rejected.pop(fam, None)
     return gone
 
 
@@ -93,10 +88,7 @@ def sweep_stale(adj_in: AdjRibIn, family: Family | None = None) -> list[Path]:
         if family is not None and fam != family:
             continue
         stale = [nlri for nlri, path in post.items() if path.stale]
-        pre = adj_in.pre.get(fam, {})
-        for nlri in stale:
-            gone.append(post.pop(nlri))
-            pre.pop(nlri, None)
+        gone.extend(post.pop(nlri) for nlri in stale)
     return gone
 
 
@@ -122,17 +114,15 @@ def mark_long_lived(adj_in: AdjRibIn, family: Family) -> tuple[list[Path], list[
     removed: list[Path] = []
     renewed: list[Path] = []
     post = adj_in.post.get(family, {})
-    pre = adj_in.pre.get(family, {})
     for nlri, path in list(post.items()):
         if not path.stale:
             continue
         comms = path.attrs.communities
         if _NO_LLGR in comms:
             removed.append(post.pop(nlri))
-            pre.pop(nlri, None)
         elif _LLGR_STALE not in comms:
             new = Path(path.prefix, path.attrs.replace(communities=(*comms, _LLGR_STALE)),
-                       path.source, path.path_id, path.learned_at)
+                       path.source, path.path_id, path.learned_at, path.received)
             new.stale = True
             post[nlri] = new
             renewed.append(new)

@@ -15,7 +15,7 @@ octets, and work for the garbage collector). `get()` and iteration still hand ou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from bgp.rib.decision import (
@@ -29,6 +29,7 @@ from bgp.rib.decision import (
 )
 from bgp.rib.path import Path
 from bgp.types import Family
+from bgp.wire.attributes import AttrSet
 from bgp.wire.prefix import Prefix
 
 _new_tuple = tuple.__new__
@@ -155,6 +156,36 @@ class LocRib:
             paths.append(path)
         return self._reselect(dest)
 
+    def add_paths(self, paths: Iterable[Path], moved: dict[Prefix, bool]) -> None:
+        """`add_path` for many paths, each changed prefix recorded in `moved` (True: the
+        best path or ECMP set moved; False, unless already True: only the candidates).
+
+        The first path of a prefix (all of an initial feed) is the only candidate: when
+        reachable it is stored bare and no `BestChange` is made; the resolver is asked
+        once per attribute set, not per prefix (it answers by next hop alone)."""
+        dests = self.dests
+        resolve = self.resolver.resolve
+        last_attrs: AttrSet | None = None
+        reachable = False
+        for path in paths:
+            prefix = path.prefix
+            if prefix not in dests:
+                attrs = path.attrs
+                if attrs is not last_attrs:
+                    last_attrs = attrs
+                    reachable = resolve(attrs.next_hop) is not None
+                if reachable or path.source is None:  # as select_only
+                    path.local_id = 1
+                    dests[prefix] = path
+                    moved[prefix] = True
+                    continue
+            change = self.add_path(path)
+            if change is not None:
+                if change.old is not change.new or change.multipath_changed:
+                    moved[prefix] = True
+                elif prefix not in moved:
+                    moved[prefix] = False
+
     def remove_path(self, path: Path) -> BestChange | None:
         """Remove this exact path object (as held by the Adj-RIB-In)."""
         dest = self.dests.get(path.prefix)
@@ -210,6 +241,38 @@ class LocRib:
             lid += 1
         dest.next_local_id = lid + 1
         return lid
+
+
+class BestChanges:
+    """The prefixes of one Loc-RIB whose best path or ECMP set moved in one batch, each
+    with its selection as it is now (None: no usable path left), read lazily.
+
+    `Speaker.on_best_change` gets one per family and batch rather than a call per prefix:
+    a consumer that needs no per-prefix work (a daemon without FIB) costs nothing per
+    prefix, and a prefix that moved twice in the batch is reported once, as it ended.
+    Valid until the Loc-RIB changes again (read it during the call)."""
+
+    __slots__ = ("moved", "rib")
+
+    def __init__(self, rib: LocRib, moved: dict[Prefix, bool]) -> None:
+        self.rib = rib
+        self.moved = moved  # prefix -> True when its best moved (False: only candidates)
+
+    def prefixes(self) -> list[Prefix]:
+        return [prefix for prefix, best_moved in self.moved.items() if best_moved]
+
+    def __iter__(self) -> Iterator[tuple[Prefix, Selection | None]]:
+        dests = self.rib.dests
+        for prefix, best_moved in self.moved.items():
+            if not best_moved:
+                continue
+            entry = dests.get(prefix)
+            if entry is None:
+                yield prefix, None
+            elif isinstance(entry, Path):
+                yield prefix, only_selection(entry)
+            else:
+                yield prefix, entry.selection
 
 
 def _view(path: Path) -> Destination:

@@ -78,10 +78,13 @@ class Path:
 
     `path_id` is the peer's ADD-PATH identifier (0 without ADD-PATH); `local_id` is the
     identifier we use when we advertise this path with ADD-PATH (RFC 7911 §3), stable for
-    as long as the (source, path_id) pair stays in the Loc-RIB.
+    as long as the (source, path_id) pair stays in the Loc-RIB. `received` is the
+    attribute set as the peer sent it, before import policy (the Adj-RIB-In's pre-policy
+    view, kept here rather than in a second table); `attrs` by default.
     """
 
-    __slots__ = ("attrs", "learned_at", "local_id", "path_id", "prefix", "source", "stale")
+    __slots__ = ("attrs", "learned_at", "local_id", "path_id", "prefix", "received", "source",
+                 "stale")
 
     def __init__(
         self,
@@ -90,10 +93,12 @@ class Path:
         source: PeerInfo | None = None,
         path_id: int = 0,
         learned_at: float = 0.0,
+        received: AttrSet | None = None,
     ) -> None:
         self.prefix = prefix
         self.path_id = path_id
         self.attrs = attrs
+        self.received = attrs if received is None else received
         self.source = source
         self.learned_at = learned_at
         self.stale = False  # RFC 4724 graceful restart: kept but marked until refreshed

@@ -172,7 +172,7 @@ def test_helper_stale_timer_bounds_the_wait_for_eor() -> None:
 
 def test_speaker_keeps_stale_routes_and_sweeps_on_end_of_rib() -> None:
     changes: list[object] = []
-    sp, _enc = make_speaker("10.0.0.1", on_best_change=lambda f, p, s: changes.append((p, s)))
+    sp, _enc = make_speaker("10.0.0.1", on_best_change=lambda f, ch: changes.extend(ch))
     pa = peer("A", "10.0.0.2")
     up(sp, pa)
     sp.receive_update("A", announce(attrs("10.0.0.2", local_pref=100),

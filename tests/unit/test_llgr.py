@@ -259,7 +259,7 @@ def _two_peer_speaker(llgr_target: bool) -> tuple[Speaker, FakeEncoder]:
 def test_speaker_phase_change_adds_llgr_stale_and_drops_no_llgr() -> None:
     changes: list[tuple[str, object]] = []
     sp, enc = _two_peer_speaker(llgr_target=False)
-    sp.on_best_change = lambda f, p, s: changes.append((str(p), s))
+    sp.on_best_change = lambda f, ch: changes.extend((str(p), s) for p, s in ch)
     sp.receive_update("A", announce(attrs("10.0.0.2", local_pref=100), BLOCK), 1.0)
     sp.receive_update("A", announce(attrs("10.0.0.2", local_pref=100,
                                           communities=(NO_LLGR,)), "172.17.9.0/24"), 1.0)

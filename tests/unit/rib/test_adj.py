@@ -17,15 +17,15 @@ A2 = attrs("10.0.0.2")
 def test_adj_in_keeps_pre_and_post_and_addpath_ids() -> None:
     src = peer("A", "10.0.0.1")
     rib = AdjRibIn(src)
-    pre, post = rib.table(IPV4_UNICAST)
+    post, rejected_attrs, rejected = rib.table(IPV4_UNICAST)
     n1, n2 = Nlri(P, 1), Nlri(P, 2)
-    pre[n1] = A1
-    pre[n2] = A2
     post[n1] = path(str(P), A1, src, 1)
-    rib.rejected_table(IPV4_UNICAST)[n2] = DropReason.IMPORT_POLICY
+    rejected_attrs[n2] = A2
+    rejected[n2] = DropReason.IMPORT_POLICY
     assert rib.counts(IPV4_UNICAST) == (2, 1)
+    assert list(rib.received(IPV4_UNICAST)) == [(n1, A1), (n2, A2)]  # pre-policy view
     assert rib.withdraw(IPV4_UNICAST, n2) is None
-    assert rib.rejected[IPV4_UNICAST] == {}
+    assert rib.rejected[IPV4_UNICAST] == {} and rib.rejected_attrs[IPV4_UNICAST] == {}
     held = rib.withdraw(IPV4_UNICAST, n1)
     assert held is not None and held.attrs is A1
     assert rib.counts(IPV4_UNICAST) == (0, 0)

@@ -140,3 +140,59 @@ def test_one_member_fast_path_keeps_the_member_in_sync(
             for adv in for_member(adverts, MEMBER)
         }
         assert held == want
+
+
+@st.composite
+def _run_scenario(draw: st.DrawFn) -> tuple[Family, list[list[tuple[Prefix, tuple[Advert, ...]]]]]:
+    """Best-path batches whose adverts come from a small pool of shared tuples, as the
+    speaker's update groups produce them: consecutive prefixes then often carry the very
+    same adverts object, and runs of the member's own new routes occur."""
+    fam = draw(st.sampled_from((IPV4_UNICAST, IPV6_UNICAST)))
+    pool = draw(st.lists(_adverts(fam, False), min_size=1, max_size=4))
+    batch = st.dictionaries(st.sampled_from(PREFIXES[fam]), st.sampled_from(pool),
+                            max_size=len(PREFIXES[fam]))
+    batches = draw(st.lists(batch, min_size=1, max_size=8))
+    return fam, [list(b.items()) for b in batches]
+
+
+def _runs(changes: list[tuple[Prefix, tuple[Advert, ...]]]) -> list[tuple[tuple[Advert, ...],
+                                                                        list[Prefix]]]:
+    runs: list[tuple[tuple[Advert, ...], list[Prefix]]] = []
+    for prefix, new in changes:
+        if runs and runs[-1][0] is new:
+            runs[-1][1].append(prefix)
+        else:
+            runs.append((new, [prefix]))
+    return runs
+
+
+@settings(max_examples=300, deadline=None)
+@given(_run_scenario())
+def test_runs_of_one_member_send_the_same_bytes(
+    scenario: tuple[Family, list[list[tuple[Prefix, tuple[Advert, ...]]]]],
+) -> None:
+    """`update_runs` (a run of the member's own new routes stored in one step) gives the
+    same table and bytes as the general path, prefix by prefix."""
+    fam, batches = scenario
+    ctx = session(peer(MEMBER, "192.0.2.200"), (fam,))
+    general, fast = AdjRibOut(fam), AdjRibOut(fam)
+    for changes in batches:
+        want = _general(general, changes).encode(fam, ctx, ENCODER)
+        common, private, excluded = fast.update_runs(_runs(changes), [MEMBER])
+        assert private == {} and excluded == {}
+        assert common.encode(fam, ctx, ENCODER) == want, changes
+        assert fast.sent == general.sent
+
+
+def test_a_run_of_own_new_routes_is_stored_without_sending() -> None:
+    fam = IPV4_UNICAST
+    own = (Advert(0, ATTRS[fam][0], MEMBER),)
+    other = (Advert(0, ATTRS[fam][1], "other1"),)
+    rib = AdjRibOut(fam)
+    first, rest = PREFIXES[fam][:3], PREFIXES[fam][3:5]
+    common, _, _ = rib.update_runs([(own, first), (other, rest)], [MEMBER])
+    assert not common.withdraw and list(common.announce) == [ATTRS[fam][1]]
+    assert [n.prefix for n in common.announce[ATTRS[fam][1]]] == rest
+    assert {p: rib.sent[p] for p in first} == dict.fromkeys(first, own)
+    # the same run again: nothing changed, nothing sent (not the one-step path: not new)
+    assert not rib.update_runs([(own, first)], [MEMBER])[0]

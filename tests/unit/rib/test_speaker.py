@@ -240,7 +240,8 @@ def test_refresh_out_resends_table() -> None:
 
 def test_best_change_callback_and_reasons() -> None:
     seen: list[tuple[Family, Prefix, Selection | None]] = []
-    sp, _ = make_speaker("10.0.0.1", on_best_change=lambda f, p, s: seen.append((f, p, s)))
+    sp, _ = make_speaker("10.0.0.1",
+                         on_best_change=lambda f, ch: seen.extend((f, p, s) for p, s in ch))
     up(sp, peer("A", "10.0.0.2"))
     up(sp, peer("C", "10.0.0.3"))
     sp.receive_update("A", announce(attrs("10.0.0.2", path=[65001], med=50), BLOCK_A), 1.0)

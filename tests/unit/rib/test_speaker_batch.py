@@ -163,3 +163,34 @@ def test_receive_update_is_a_batch_of_one() -> None:
     info: PeerInfo = SRC
     out = sp.receive_update(info.key, announce(ATTRS[0], PREFIXES[0]), 1.0)
     assert set(out) == {"I", "E"}
+
+
+def test_best_changes_are_reported_once_per_batch_as_they_ended() -> None:
+    """`on_best_change`: one call per family and batch; a prefix that moved twice in the
+    batch is reported once, with its selection at the end of the batch."""
+    sp, _ = _speaker(False)
+    calls: list[list[tuple[Prefix, object]]] = []
+    sp.on_best_change = lambda fam, changes: calls.append(
+        [(p, None if s is None else s.best.attrs) for p, s in changes])
+    sp.receive_updates("S", [announce(ATTRS[0], *PREFIXES[:2]), announce(ATTRS[1], PREFIXES[0]),
+                             announce(ATTRS[0], PREFIXES[2]), withdraw(PREFIXES[2])], 1.0)
+    assert calls == [[(pfx(PREFIXES[0]), ATTRS[1]), (pfx(PREFIXES[1]), ATTRS[0]),
+                      (pfx(PREFIXES[2]), None)]]
+    calls.clear()
+    sp.receive_updates("S", [announce(ATTRS[0], PREFIXES[1])], 2.0)  # identical: no change
+    assert calls == []
+    sp.receive_updates("S", [withdraw(*PREFIXES[:2])], 3.0)
+    assert calls == [[(pfx(PREFIXES[0]), None), (pfx(PREFIXES[1]), None)]]
+
+
+def test_received_attributes_are_kept_with_the_accepted_path() -> None:
+    """The pre-policy view (soft reconfiguration inbound) of an accepted path is the
+    attribute set as received, even where import changed it (RFC 4271 §5.1.5: an eBGP
+    LOCAL_PREF is ignored)."""
+    sp, _ = _speaker(False)
+    sp.receive_update("S", announce(ATTRS[2], PREFIXES[0]), 1.0)  # LOCAL_PREF 300 from eBGP
+    adj_in = sp._peers["S"].adj_in
+    assert list(adj_in.received(IPV4_UNICAST)) == [(Nlri(pfx(PREFIXES[0])), ATTRS[2])]
+    (path,) = adj_in.accepted(IPV4_UNICAST)
+    assert path.received is ATTRS[2] and path.attrs.local_pref is None
+    assert adj_in.counts(IPV4_UNICAST) == (1, 1)
