@@ -1,0 +1,1 @@
+"""Benchmarks and the fuzz/soak campaigns (run with `python -m bench.NAME`)."""
