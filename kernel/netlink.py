@@ -20,14 +20,17 @@ Rules (STYLE.md lesson 9, BIRD's krt):
   ``CHUNK_BYTES``), without NLM_F_ACK. rtnetlink processes a send synchronously and queues an
   NLMSG_ERROR (with the request's sequence number) only for failures, so after each send the
   errors are read back at once.
-* Pipelined: the event loop encodes slice N+1 while the worker thread is in the kernel with
-  slice N. The queue and the installed map are keyed by ``int`` (``kernel.coalesce``), not by
+* Pipelined: the event loop encodes slice N+1 while the sender thread (one per sink, so
+  the sends keep their order) is in the kernel with slice N, and queues it to that thread
+  before N is back: the kernel goes from slice to slice without waiting for the loop. The
+  queue and the installed map are keyed by ``int`` (``kernel.coalesce``), not by
   ``IPv4Network``, whose hash is Python code. The per-route costs are in docs/benchmarks.md.
 * A watch socket (RTNLGRP_IPV4_ROUTE, IPV6_ROUTE, LINK; no polling) restores routes of ours
   that someone deletes or changes. A BPF filter drops, in the kernel, the notifications our
   own requests cause (they carry the port id of our request or control socket), so 100k
   installs cost no wake-ups.
-* Route I/O (bulk sends, dumps) runs in a worker thread and pyroute2's link requests are
+* Route I/O (bulk sends in the sender thread, dumps in a worker thread; the ``_io`` lock
+  gives the request socket to one of them at a time) and pyroute2's link requests are
   asyncio-native: the event loop running BGP never blocks on the kernel.
 
 What is pyroute2's and what is ours (the rule: never hand-roll what pyroute2 does):
@@ -60,6 +63,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from types import MappingProxyType
@@ -125,8 +129,8 @@ IFF_UP = 0x1
 AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 CHUNK_BYTES = 1 << 20  # per send(): one syscall per slice, the GIL released meanwhile
 DRAIN_FIRST = 1_000  # changes in the first slice of a flush: the kernel starts early
-DRAIN_ITEMS = 8_000  # then up to this many per slice (~4 ms of the event loop), then sent
-ENTER_WAIT = 0.005  # at most this long the loop waits for the worker to be in send()
+DRAIN_ITEMS = 8_000  # slices double up to this many (~4 ms of the event loop), then sent
+ENTER_WAIT = 0.005  # at most this long the loop waits for the sender to be in send()
 # A backlog of more than a slice is sent in this stride over the queue (Coalescer.interleave):
 # withdrawing 100k neighbouring /32s in address order makes the FIB trie shrink node by node,
 # and every 512 KiB of freed nodes waits for an RCU grace period (fib_sync_mem): 0.31-0.33 s
@@ -494,8 +498,6 @@ class _Channel:
         # A send() larger than the socket's send buffer fails (EMSGSIZE).
         sndbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
         self.chunk_bytes = max(16 << 10, min(CHUNK_BYTES, sndbuf // 2))
-        # Set by the worker thread just before it enters send(); see NetlinkSink.flush.
-        self.entered = threading.Event()
 
     def _read_errors(self, errors: dict[int, tuple[int, str | None]]) -> None:
         while True:
@@ -535,20 +537,25 @@ class _Channel:
             out.append(b"".join(msgs[start:]))
         return out
 
-    def send(self, chunks: list[bytes], base: int, count: int) -> dict[int, tuple[int, str | None]]:
+    def send(
+        self, chunks: list[bytes], base: int, count: int, entered: threading.Event | None = None
+    ) -> dict[int, tuple[int, str | None]]:
         """Send buffers of encoded requests (sequence numbers base .. base+count-1).
 
         No NLM_F_ACK: rtnetlink handles a send() synchronously and queues an NLMSG_ERROR only
         for a failed request, so after each send() the failures are already readable.
+        ``entered`` is set just before the first send() (see NetlinkSink.flush).
         Returns {index of the request: (errno, kernel message)}.
         """
         self._read_errors({})  # stale replies from an earlier round
         errors: dict[int, tuple[int, str | None]] = {}
         for chunk in chunks:
-            self.entered.set()
+            if entered is not None:
+                entered.set()
             self.sock.send(chunk)
             self._read_errors(errors)
-        self.entered.set()
+        if entered is not None:
+            entered.set()
         return {seq - base: e for seq, e in errors.items() if 0 <= seq - base < count}
 
     def dump(self, mtype: int, body: bytes) -> Iterator[tuple[bytes, int, int, int]]:
@@ -589,6 +596,7 @@ class _Round:
     count: int  # requests in them
     meta: list[tuple[Prefix, KernelRoute | None, KernelRoute | None]]  # prefix, new, previous
     base: int
+    entered: threading.Event  # set by the sender thread just before its first send()
 
 
 class _gc_paused:
@@ -643,6 +651,7 @@ class NetlinkSink:
         self._links: dict[str, _Link] = {}
         self._names: dict[int, str] = {}
         self._chan: _Channel | None = None
+        self._sender: ThreadPoolExecutor | None = None  # one thread: sends stay in order
         self._ipr: AsyncIPRoute | None = None  # pyroute2 on a control socket: links
         self._ctl: socket.socket | None = None
         self._mon: socket.socket | None = None
@@ -661,6 +670,7 @@ class NetlinkSink:
     async def start(self) -> None:
         sock = await asyncio.to_thread(open_netlink, self.netns)
         self._chan = _Channel(sock)
+        self._sender = ThreadPoolExecutor(1, thread_name_prefix="roost-netlink")
         self._ctl = await asyncio.to_thread(open_netlink, self.netns)
         self._ipr = AsyncIPRoute(use_socket=self._ctl)
         if self.watch:
@@ -689,43 +699,59 @@ class NetlinkSink:
         if not self._started or self._held:
             return
         async with self._flushing:
-            # Pipelined: slice N+1 is encoded here while the worker thread is in send() with
-            # slice N (the syscall runs without the GIL). The worker needs the GIL to get into
-            # send(): were this thread encoding meanwhile, it would wait a switch interval
-            # (5 ms) and the kernel would sit idle. So after handing a slice over we wait
-            # until the worker is in (normally ~0.1 ms, at most ENTER_WAIT). The first slice
-            # is small, so that the kernel starts early.
-            inflight: asyncio.Task[None] | None = None
-            chan = self._require_chan()
-            first, spread = True, False
+            # Pipelined: slice N+1 is encoded here while the sender thread is in send() with
+            # slice N (the syscall runs without the GIL), and is queued to that thread before
+            # N is back, so that the thread goes from one send() to the next by itself (handed
+            # over by this loop, each slice cost ~1 ms of an idle kernel). The thread needs the
+            # GIL to get into send(): were this thread encoding meanwhile, it would wait a switch
+            # interval (5 ms) and the kernel would sit idle. So once a slice is queued and its
+            # predecessor is back we wait until the thread is in send() with it (normally
+            # ~0.1 ms, at most ENTER_WAIT). The first slice is small: the kernel starts early.
+            chan, sender = self._require_chan(), self._require_sender()
+            loop = asyncio.get_running_loop()
+            inflight: list[tuple[_Round, asyncio.Future[dict[int, tuple[int, str | None]]]]] = []
             # The collector stays off for the whole flush, across the awaits: re-enabled
             # between slices, the tuples each slice keeps (batch, meta) set off a collection
             # per slice, 3-4 ms each and now and then a full one over the whole RIB.
             with _gc_paused():
-                try:
-                    while self._queue or self._extra_deletes:
-                        batch = self._queue.drain_keyed(DRAIN_FIRST if first else DRAIN_ITEMS)
-                        if first:  # withdrawals in the first slice: spread the backlog (below)
-                            spread = any(route is None for _, _, route in batch)
-                            first = False
-                        rnd = await self._prepare(batch)
-                        if inflight is not None:
-                            await inflight
-                            inflight = None
-                        if rnd is not None:
-                            chan.entered.clear()
-                            wait = not self._io.locked()  # else it waits for a dump first
-                            inflight = asyncio.get_running_loop().create_task(self._send_round(rnd))
-                            await asyncio.sleep(0)  # let it reach the worker thread
-                            if wait and self._queue:  # (nothing more to encode: no need)
-                                chan.entered.wait(ENTER_WAIT)
-                            if spread and len(self._queue) > DRAIN_ITEMS:
-                                # Once per flush, while the kernel has the first slice.
-                                self._queue.interleave(INTERLEAVE)
-                            spread = False
-                finally:
-                    if inflight is not None:
-                        await inflight
+                async with self._io:  # the request socket is the sender's until all are back
+                    try:
+                        if len(self._queue) > DRAIN_ITEMS:
+                            # A backlog of withdrawals is spread before the first slice goes.
+                            self._queue.interleave(INTERLEAVE)
+                        size = DRAIN_FIRST
+                        while self._queue or self._extra_deletes:
+                            batch = self._queue.drain_keyed(size)
+                            # Each slice is encoded while the kernel has the one before,
+                            # which takes it 3-6 times as long: they may double up to the max.
+                            size = min(2 * size, DRAIN_ITEMS)
+                            rnd = await self._prepare(batch)
+                            if rnd is not None:
+                                inflight.append((rnd, loop.run_in_executor(
+                                    sender, chan.send, rnd.chunks, rnd.base, rnd.count,
+                                    rnd.entered)))  # fmt: skip
+                            if len(inflight) > 1:  # slice N+1 is queued: wait for N
+                                done, fut = inflight.pop(0)
+                                self._book(done, await fut)
+                            if inflight and self._queue:  # (nothing more to encode: no need)
+                                inflight[-1][0].entered.wait(ENTER_WAIT)
+                    finally:
+                        await self._book_all(inflight)
+
+    async def _book_all(
+        self, inflight: list[tuple[_Round, asyncio.Future[dict[int, tuple[int, str | None]]]]]
+    ) -> None:
+        """Wait for every slice still with the sender thread and book each one's outcome."""
+        failure: Exception | None = None
+        for rnd, fut in inflight:
+            try:
+                errors = await fut
+            except Exception as exc:  # a socket error: the first one is raised, after all
+                failure = failure or exc
+                continue
+            self._book(rnd, errors)
+        if failure is not None:
+            raise failure
 
     async def close(self, flush_routes: bool = False) -> None:
         if self._started:
@@ -749,6 +775,9 @@ class NetlinkSink:
         if self._ctl is not None:
             self._ctl.close()
             self._ctl = None
+        if self._sender is not None:
+            self._sender.shutdown(wait=False)  # idle: every flush waits for its slices
+            self._sender = None
         if self._chan is not None:
             self._chan.sock.close()
             self._chan = None
@@ -805,8 +834,10 @@ class NetlinkSink:
 
     # --- applying changes ----------------------------------------------------------
     def _kick(self) -> None:
-        if not self._started or self._held or (
-            self._kick_task is not None and not self._kick_task.done()
+        if (
+            not self._started
+            or self._held
+            or (self._kick_task is not None and not self._kick_task.done())
         ):
             return
         self._kick_task = asyncio.get_running_loop().create_task(self._background_flush())
@@ -826,6 +857,11 @@ class NetlinkSink:
         if self._chan is None:
             raise RuntimeError("NetlinkSink is not started")
         return self._chan
+
+    def _require_sender(self) -> ThreadPoolExecutor:
+        if self._sender is None:
+            raise RuntimeError("NetlinkSink is not started")
+        return self._sender
 
     async def _prepare(self, batch: list[KeyedChange]) -> _Round | None:
         """Encode a batch and record it in ``installed`` at once (undone if the kernel refuses).
@@ -860,7 +896,7 @@ class NetlinkSink:
         self._extra_deletes = []
         if not msgs:
             return None
-        return _Round(chan.chunks(msgs), len(msgs), meta, base)
+        return _Round(chan.chunks(msgs), len(msgs), meta, base, threading.Event())
 
     def _encode(
         self,
@@ -943,10 +979,9 @@ class NetlinkSink:
                 continue
             self._fail(route, errno.ENODEV, None)
 
-    async def _send_round(self, rnd: _Round) -> None:
+    def _book(self, rnd: _Round, errors: dict[int, tuple[int, str | None]]) -> None:
+        """A slice is back from the kernel: undo and report what it refused."""
         chan = self._require_chan()
-        async with self._io:
-            errors = await asyncio.to_thread(chan.send, rnd.chunks, rnd.base, rnd.count)
         self.stats["requests"] += rnd.count
         installed = self._installed
         for i, e in sorted(errors.items()):

@@ -260,3 +260,62 @@ async def test_many_slices_with_a_refused_route_in_the_middle(netns: str) -> Non
     await sink.flush()
     assert ours(netns) == [] and not sink.installed() and len(errors) == 1
     await sink.close()
+
+
+async def test_a_backlog_changed_while_it_is_being_withdrawn(netns: str) -> None:
+    """The withdrawals go spread over the backlog, several slices with the sender thread at a
+    time; routes desired again meanwhile end up installed, all else gone."""
+    sink = await started(netns)
+    hop = (NextHop(A("192.168.100.101"), "eth0"),)
+    wanted = [KernelRoute(N(f"11.0.{i >> 8}.{i & 255}/32"), hop) for i in range(20_000)]
+    for route in wanted:
+        sink.update(route.prefix, route)
+    await sink.flush()
+    assert len(ours(netns)) == 20_000
+    for route in wanted:
+        sink.update(route.prefix, None)
+    flushing = asyncio.create_task(sink.flush())
+    await asyncio.sleep(0)  # the flush is under way: its first slice is with the kernel
+    again = [wanted[0], wanted[3], wanted[19_999]]  # drained early, mid-way and last
+    for route in again:
+        sink.update(route.prefix, route)
+    sink.update(wanted[5].prefix, blackhole(wanted[5].prefix))
+    await flushing
+    await sink.flush()
+    expected = {r.prefix for r in again} | {wanted[5].prefix}
+    assert set(sink.installed()) == expected
+    assert sorted(ours(netns)) == sorted(
+        [f"{r.prefix.network_address} via 192.168.100.101 dev eth0 proto bird metric 1024 onlink"
+         for r in again] + ["blackhole 11.0.0.5 proto bird metric 1024"]
+    )  # fmt: skip
+    assert sink.stats["errors"] == 0
+    await sink.close()
+
+
+async def test_a_failed_send_leaves_the_other_slices_booked(netns: str) -> None:
+    """One send() of a flush fails (as a socket error would): flush() raises it, the slices
+    queued behind it still go, and a re-read of the table repairs the rest."""
+    sink = await started(netns)
+    chan = sink._chan
+    assert chan is not None
+    real_send, calls = chan.send, []
+
+    def send(*args: object) -> object:
+        calls.append(args)
+        if len(calls) == 2:
+            raise OSError(105, "No buffer space available")
+        return real_send(*args)  # type: ignore[arg-type]
+
+    chan.send = send  # type: ignore[method-assign, assignment]
+    hop = (NextHop(A("192.168.100.101"), "eth0"),)
+    wanted = [KernelRoute(N(f"11.0.{i >> 8}.{i & 255}/32"), hop) for i in range(12_000)]
+    for route in wanted:
+        sink.update(route.prefix, route)
+    with pytest.raises(OSError, match="No buffer space"):
+        await sink.flush()
+    assert len(calls) >= 3  # those queued behind the failed one were sent
+    assert 0 < len(ours(netns)) < 12_000  # (the second slice, 2000 routes, never went)
+    chan.send = real_send  # type: ignore[method-assign]
+    await sink.resync()
+    assert len(ours(netns)) == 12_000 and len(sink.installed()) == 12_000
+    await sink.close()
