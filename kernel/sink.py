@@ -74,7 +74,8 @@ class MemorySink:
         self.started = True
 
     def update(self, prefix: Prefix, route: KernelRoute | None) -> None:
-        self._adopted.discard(prefix)
+        if self._adopted:  # (discard hashes the prefix: skip when empty, as NetlinkSink does)
+            self._adopted.discard(prefix)
         self._queue.put(prefix, route)
 
     def hold(self) -> None:

@@ -60,8 +60,8 @@ from bgp.rib.loc_rib import BestChanges
 from bgp.rib.path import NextHopMode, PeerInfo
 from bgp.session import SessionConfig
 from bgp.speaker import Outbound, PeerConfigForSpeaker, Speaker, SpeakerConfig
-from bgp.types import AddPathMode, CeaseSubcode, Family
-from bgp.wire.attributes import LargeCommunity
+from bgp.types import AddPathMode, Afi, CeaseSubcode, Family
+from bgp.wire.attributes import AttrSet, LargeCommunity
 from bgp.wire.capabilities import AddPathFamily
 from bgp.wire.model import Negotiated, Update
 from bgp.wire.prefix import Prefix
@@ -76,6 +76,7 @@ from kernel import (
     TunnelPolicy,
     blackhole,
 )
+from kernel.routes import IPAddress, network
 from reflector.rules import ReflectionRules
 from roost import __version__
 from roost import config as cfg
@@ -92,6 +93,8 @@ log = logging.getLogger("roost")
 #: wait for a peer to announce them again before they are removed. With -R the limit is
 #: `graceful_restart.wait` (BIRD: `graceful restart wait`).
 PRUNE_AFTER = 30.0
+#: Attribute sets whose gateways the FIB hand-off remembers per family (then it starts over).
+FIB_GATEWAYS_KEPT = 4096
 
 
 class StartupError(Exception):
@@ -270,6 +273,9 @@ class Daemon:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = asyncio.Lock()
         self._flush_task: asyncio.Task[None] | None = None
+        # The FIB hand-off's gateways per family and attribute set, for `_fib_config`.
+        self._fib_gateways: dict[Family, dict[AttrSet, tuple[IPAddress, ...]]] = {}
+        self._fib_config: cfg.Config | None = None
         self.speaker = Speaker(self._speaker_config(config), rules=self._rules(config),
                                on_best_change=self._on_best_change)
         # Graceful restart (roost/graceful.py): helper timers, our restart window, and
@@ -627,16 +633,45 @@ class Daemon:
         sink, tunnel = self.sink, self.tunnel
         if sink is None or tunnel is None or self._stopping.is_set():
             return
+        # Many prefixes share an (interned) attribute set, hence their next hops: the
+        # gateways are worked out once per set, for this configuration (own addresses).
+        if self._fib_config is not self.config:
+            self._fib_gateways.clear()
+            self._fib_config = self.config
+        known = self._fib_gateways.setdefault(family, {})
+        if len(known) > FIB_GATEWAYS_KEPT:
+            known.clear()
+        version = 4 if family.afi == Afi.IPV4 else 6
+        update, get, route_via = sink.update, known.get, tunnel.route
         for prefix, sel in changes:
-            net = prefix.network()
-            sink.update(net, self._kernel_route(prefix, net, sel, tunnel))
+            net = network(version, prefix.addr, prefix.length)  # (no parsing: see there)
+            if sel is None:
+                update(net, None)
+                continue
+            best = sel.best
+            # The usual case inline: one path from a peer, its attribute set seen before.
+            gateways = (get(best.attrs) if best.source is not None and len(sel.multipath) <= 1
+                        else None)
+            if gateways is None:
+                update(net, self._kernel_route(prefix, net, sel, tunnel, known))
+                continue
+            route: KernelRoute | None = None
+            if gateways:
+                try:
+                    route = route_via(net, gateways)
+                except Exception:  # as in _kernel_route
+                    log.exception("kernel: %s: no kernel route for the new best path", prefix)
+            update(net, route)
         if self._flush_task is None or self._flush_task.done():
             # One flush per burst of changes (the sinks coalesce per prefix meanwhile).
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_fib())
 
     def _kernel_route(self, prefix: Prefix, net: cfg.IPNetwork, sel: Selection | None,
-                      tunnel: TunnelPolicy) -> KernelRoute | None:
-        """The kernel route for a prefix's selection (None: none to install)."""
+                      tunnel: TunnelPolicy,
+                      known: dict[AttrSet, tuple[IPAddress, ...]] | None = None,
+                      ) -> KernelRoute | None:
+        """The kernel route for a prefix's selection (None: none to install). `known`:
+        where to remember the gateways of a single-path selection by attribute set."""
         # Called from inside the speaker's UPDATE processing: an exception here would
         # abandon the rest of the batch (its other prefixes never advertised), so one
         # bad route is logged and leaves the kernel without a route for that prefix (as
@@ -644,24 +679,32 @@ class Daemon:
         route: KernelRoute | None = None
         try:
             if sel is not None:
-                if sel.best.is_local:
+                best = sel.best
+                if best.is_local:
                     route = blackhole(net) if self.config.kernel.blackhole else None
                 else:
                     own = self.config.router.addresses
-                    gateways = []
-                    for path in sel.multipath or (sel.best,):
+                    found: list[IPAddress] = []
+                    clean = True
+                    for path in sel.multipath or (best,):
                         nh = path.attrs.next_hop
-                        if nh is None or nh in own or nh in gateways:
+                        if nh is None or nh in own or nh in found:
                             continue
                         if nh.version != net.version:
-                            # RFC 8950 next hop of another family: not installable here.
+                            # RFC 8950 next hop of another family: not installable here
+                            # (logged for each prefix: never remembered).
                             log.warning("kernel: %s: next hop %s is another address "
                                         "family; not installed", prefix, nh,
                                         extra={"event": "route_not_installed",
                                                "prefix": str(prefix), "next_hop": str(nh),
                                                "reason": "next hop of another family"})
+                            clean = False
                             continue
-                        gateways.append(nh)
+                        found.append(nh)
+                    gateways = tuple(found)
+                    # One path (the ECMP set is best first): its attribute set decides.
+                    if clean and known is not None and len(sel.multipath) <= 1:
+                        known[best.attrs] = gateways
                     if gateways:
                         route = tunnel.route(net, gateways)
         except Exception:
