@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dev.sh — set up roost on a fresh Debian 12 machine and run it or its tests.
 #
-#   ./dev.sh demo    install everything, then run `roost demo` (namespaces, 6 nodes, routes)
+#   ./dev.sh demo    install everything, then run `roost demo` (mesh, reflector racks, cross-subnet)
 #   ./dev.sh test    install everything, then lint, type-check and run the whole test suite
 #   ./dev.sh setup   install only (Debian packages + .venv)
 #
