@@ -391,8 +391,13 @@ class Speaker:
         touched: dict[Family, dict[Prefix, bool]] = {}
         for fam in peer.adj_in.families():
             by_attrs: dict[AttrSet, list[Nlri]] = {}
+            stale = {nlri for nlri, path in peer.adj_in.table(fam)[0].items() if path.stale}
             for nlri, attrs in peer.adj_in.received(fam):
-                by_attrs.setdefault(attrs, []).append(nlri)
+                # A stale path (RFC 4724 §4.2, RFC 9494) keeps its verdict until the peer
+                # announces it again or the sweep removes it: re-ingesting would make it
+                # fresh, and it would outlive the End-of-RIB sweep.
+                if nlri not in stale:
+                    by_attrs.setdefault(attrs, []).append(nlri)
             for attrs, nlris in by_attrs.items():
                 self._ingest(peer, fam, attrs, nlris, now, touched)
         return self._propagate(touched)

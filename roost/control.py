@@ -55,10 +55,12 @@ class PrivateSocketServer:
         self._in_use = in_use
         self._server: asyncio.AbstractServer | None = None
         self._clients: set[asyncio.Task[None]] = set()
+        self._inode: int | None = None  # of the socket file we bound
 
     async def start(self) -> None:
         self._server = await start_private_server(
             self._client, self.path, limit=self._limit, in_use=self._in_use)
+        self._inode = os.stat(self.path).st_ino
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -68,8 +70,12 @@ class PrivateSocketServer:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
+        # Remove only our own socket file: a start that failed (e.g. a second `roost run`)
+        # must not take the running daemon's socket away.
+        inode, self._inode = self._inode, None
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            if inode is not None and os.stat(self.path).st_ino == inode:
+                os.unlink(self.path)
 
     async def serve_client(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -236,3 +237,16 @@ def test_second_server_on_a_live_socket_refuses(server: str) -> None:
 
     with pytest.raises(OSError, match="already running"):
         asyncio.run(start_again())
+
+
+def test_a_failed_second_server_leaves_the_live_socket(server: str) -> None:
+    # A start that fails shuts down what it opened; the live daemon's socket must stay.
+    async def start_and_stop() -> None:
+        second = control.ControlServer(server, _handler)
+        with pytest.raises(OSError, match="already running"):
+            await second.start()
+        await second.stop()
+
+    asyncio.run(start_and_stop())
+    assert os.path.exists(server)
+    assert control.socket_alive(server)

@@ -181,3 +181,23 @@ def test_policies_of_a_peer_that_is_down_apply_at_its_next_session() -> None:
     sent = _sent(enc, out, "B")
     assert ("announce", ["172.16.1.0/24"]) in sent
     assert all("172.16.2.0/24" not in nlri for _, nlri in sent)
+
+
+def test_policy_reload_during_graceful_restart_keeps_stale_paths_stale() -> None:
+    # A peer back from a graceful restart, End-of-RIB not yet received: a reload that
+    # touches its import policy must not turn its stale paths fresh, or a route it never
+    # announces again would survive the End-of-RIB sweep (RFC 4724 §4.2).
+    from bgp.types import IPV4_UNICAST
+    from tests.unit.rib.test_speaker import make_speaker
+
+    sp, _ = make_speaker("10.0.0.1")
+    pa = peer("A", "10.0.0.2")
+    sp.add_peer(PeerConfigForSpeaker(pa))
+    sp.peer_up("A", session(pa), 1.0)
+    sp.receive_update("A", announce(attrs("10.0.0.2", local_pref=100), "172.17.8.0/24"), 1.0)
+    sp.peer_down("A", 2.0, retain={IPV4_UNICAST})
+    sp.peer_up("A", session(pa), 3.0)
+    sp.set_policies("A", ACCEPT_ALL, None, 4.0)
+    assert [p["stale"] for r in sp.routes() for p in r["paths"]] == [True]
+    sp.sweep_stale("A", IPV4_UNICAST)
+    assert sp.routes() == []
