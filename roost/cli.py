@@ -427,6 +427,7 @@ def import_bird(bird_cfg: str, output: str | None) -> None:
         click.echo(result.toml, nl=False)
         return
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # it may hold MD5 keys, also when it existed before
     with os.fdopen(fd, "w") as f:
         f.write(result.toml)
     click.echo(f"wrote {output} ({len(result.warnings)} warning"

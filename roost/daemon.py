@@ -282,7 +282,8 @@ class Daemon:
         # whether `graceful-restart` asked us to stop without NOTIFICATIONs.
         self.graceful = GracefulRestartHelper(
             self.speaker, self.dispatch,
-            stale_time=config.router.graceful_restart.stale_time)
+            stale_time=config.router.graceful_restart.stale_time,
+            on_expired=self._stale_expired)
         self.restart_window: RestartWindow | None = None
         self._graceful_stop = False
         self.sink = sink if sink is not None else self._make_sink(config)
@@ -564,7 +565,8 @@ class Daemon:
                     flush_routes=self.flush_on_exit and not self._graceful_stop)
             except Exception as exc:
                 log.error("kernel: closing the route sink failed: %s", exc)
-        log.info("stopped%s", "; kernel routes removed" if self.flush_on_exit else "")
+        flushed = self.flush_on_exit and not self._graceful_stop
+        log.info("stopped%s", "; kernel routes removed" if flushed else "")
 
     def _spawn(self, coro: Callable[[], Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro())
@@ -758,8 +760,18 @@ class Daemon:
         for name in list(new_policies):
             if name not in plan.changed_policies:
                 new_policies[name] = self._policies[name]
+        running = reload_plan.running_config(old, new)
+        # Restart-only sections keep their running values, and with them the policies
+        # they name: a dynamic range whose policy left the file must not lose its filter.
+        for rng in running.reflector.dynamic if running.reflector is not None else ():
+            for used in (rng.template.import_policy, rng.template.export_policy):
+                if used and used not in new_policies and used in self._policies:
+                    log.warning("reload: policy %s is no longer in the file but the running "
+                                "[[reflector.dynamic]] range %s uses it; kept until a "
+                                "restart", used, rng.range)
+                    new_policies[used] = self._policies[used]
         self._policies = new_policies
-        self.config = reload_plan.running_config(old, new)
+        self.config = running
         # Prefixes.
         if plan.prefixes_added or plan.prefixes_removed:  # one line at INFO (thousands?)
             log.info("reload: originating %d new prefix(es), withdrawing %d",
@@ -818,12 +830,23 @@ class Daemon:
         self.dispatch(self.speaker.remove_peer(key, time.time()))
         self.graceful.forget(key)
 
+    def _stale_expired(self, key: str) -> None:
+        """A dynamic neighbour that left with graceful restart is forgotten once the
+        last of its stale routes is gone."""
+        state = self.peers.get(key)
+        if state is not None and state.config.kind == "dynamic" \
+                and not self.graceful.stale_families(key):
+            self._spawn(lambda: self._forget_dynamic(key, state.peer))
+
     async def _forget_dynamic(self, key: str, peer: BgpPeer) -> None:
         """Drop a dynamic neighbour whose session ended, unless it came back meanwhile
-        (a new connection from the same address reuses the same BgpPeer)."""
+        (a new connection from the same address reuses the same BgpPeer) or its
+        max_prefixes limit holds it down (forgetting would lift the hold-down)."""
         state = self.peers.get(key)
         if state is None or state.peer is not peer or self._stopping.is_set() \
                 or peer.state not in (State.IDLE, State.ACTIVE):
+            return
+        if state.prefix_limit is not None and state.prefix_limit.held_down:
             return
         log.info("%s (%s): dynamic neighbour gone; forgotten", peer.name, key)
         await self._drop_peer(key, CeaseSubcode.PEER_DECONFIGURED)

@@ -79,9 +79,12 @@ class GracefulRestartHelper:
         *,
         stale_time: float,
         clock: Callable[[], float] = time.monotonic,
+        on_expired: Callable[[str], None] | None = None,
     ) -> None:
         self.speaker = speaker
         self.dispatch = dispatch
+        #: Called with a peer's key after its timers removed stale routes of it.
+        self.on_expired = on_expired
         self.stale_time = stale_time
         self.clock = clock
         self._states: dict[str, HelperState] = {}
@@ -186,6 +189,8 @@ class GracefulRestartHelper:
                     log.info("%s: graceful restart: no End-of-RIB %s within %g s: stale "
                              "routes removed", key, fam, self.stale_time)
                 self.dispatch(self.speaker.sweep_stale(key, fam))
+                if self.on_expired is not None:
+                    self.on_expired(key)
         self._arm()
 
     def _arm(self) -> None:

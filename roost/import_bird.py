@@ -709,8 +709,12 @@ class Emitter:
         ebgp = [p for p in static if p.asn != m.asn]
         if ebgp:
             self._policies(lines)
+            if mesh:
+                self.warn(self.source, "routes learned over eBGP reach the [mesh] peers "
+                          "unfiltered: BIRD's calico_export_to_bgp_peers sent the mesh only "
+                          "the IP pools, and roost's [mesh] has no export policy")
         for p in static:
-            self._peer(lines, p)
+            self._peer(lines, p, filtered=bool(ebgp))
         return "\n".join(lines).rstrip() + "\n"
 
     def _kernel(self, lines: list[str]) -> None:
@@ -795,7 +799,9 @@ class Emitter:
                 "then": {"action": "accept"},
             })
 
-    def _peer(self, lines: list[str], p: ImportedPeer) -> None:
+    def _peer(self, lines: list[str], p: ImportedPeer, *, filtered: bool) -> None:
+        """`filtered`: eBGP peers bring outside routes, so iBGP peers also get Calico's
+        export filter (`calico_export_to_bgp_peers(true)`: the IP pools only)."""
         ibgp = p.asn == self.m.asn
         opts = self._options(p)
         opts["asn"] = p.asn
@@ -804,7 +810,7 @@ class Emitter:
             **opts,
             "rr_client": True if p.rr_client else None,
             "import": None if ibgp else "calico-import",
-            "export": None if ibgp else "calico-export",
+            "export": None if ibgp and not filtered else "calico-export",
             "description": f"from BIRD protocol {p.name}"
             if not re.fullmatch(r"(Node|Global)_[0-9a-fA-F_]+", p.name) else None,
         })

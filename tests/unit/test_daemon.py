@@ -104,3 +104,33 @@ def test_peer_is_done_only_after_end_of_rib_of_every_family() -> None:
         assert not state.eor
 
     asyncio.run(run())
+
+
+def test_reload_keeps_the_policy_a_running_dynamic_range_uses() -> None:
+    # [reflector] is restart-only, so the running dynamic range still names its old
+    # import policy; a reload whose file renamed that policy must not leave the range
+    # without it (no policy on iBGP = accept everything).
+    old_text = CONFIG + """
+[reflector]
+cluster_id = "10.0.0.1"
+
+[[reflector.dynamic]]
+range = "10.0.1.0/24"
+import = "clients-in"
+
+[policy.clients-in]
+default = "reject"
+"""
+    new_text = old_text.replace('"clients-in"', '"clients-in-v2"').replace(
+        "[policy.clients-in]", "[policy.clients-in-v2]")
+
+    async def run() -> None:
+        d = Daemon(cfg.loads(old_text), sink=MemorySink(), install_signals=False)
+        before = d._policies["clients-in"]
+        result = await d._apply(cfg.loads(new_text))
+        assert "reflector" in result["needs_restart"]
+        assert d._policies.get("clients-in") is before
+        rng = d.config.reflector.dynamic[0] if d.config.reflector else None
+        assert rng is not None and rng.template.import_policy == "clients-in"
+
+    asyncio.run(run())

@@ -251,3 +251,28 @@ def test_failed_reconnect_keeps_the_restart_timer() -> None:
     now[0] = 200.0  # past the peer's restart time (120 s)
     helper.run_timers()
     assert sp.routes() == []
+
+
+def test_expiry_is_reported_once_the_stale_routes_are_gone() -> None:
+    # The daemon forgets a dynamic neighbour that left with graceful restart when its
+    # stale routes expire: the helper says whose routes its timers removed.
+    from roost.graceful import GracefulRestartHelper
+
+    now = [0.0]
+    expired: list[str] = []
+    sp, _ = make_speaker("10.0.0.1")
+    pa = peer("A", "10.0.0.2")
+    helper = GracefulRestartHelper(sp, lambda out: None, stale_time=360,
+                                   clock=lambda: now[0], on_expired=expired.append)
+    up(sp, pa)
+    helper.session_up("A", neg(gr(), gr(time=120)))
+    sp.receive_update("A", announce(attrs("10.0.0.2", local_pref=100), "172.17.8.0/24"), 1.0)
+    retain = helper.session_down("A", SessionDown(DownReason.TCP_CLOSED, None))
+    sp.peer_down("A", 2.0, retain)
+    now[0] = 60.0
+    helper.run_timers()
+    assert expired == [] and helper.stale_families("A") == {V4}
+    now[0] = 200.0
+    helper.run_timers()
+    assert expired == ["A"] and helper.stale_families("A") == set()
+    assert sp.routes() == []

@@ -105,6 +105,10 @@ def test_route_reflector() -> None:
     far = peers["172.19.4.87"]
     assert (far.asn, far.port, far.multihop, far.next_hop) == (64533, 1179, 255, "keep")
     assert not far.rr_client
+    # With an eBGP peer bringing outside routes, the clients get Calico's export filter
+    # too (calico_export_to_bgp_peers(true): the IP pools only), as BIRD would send.
+    assert {peers[a].export_policy for a in ("10.192.0.3", "10.192.0.4")} == {"calico-export"}
+    assert peers["10.192.0.3"].import_policy is None
     assert "secret" not in result.toml  # no password in this file
 
 
@@ -181,6 +185,8 @@ def test_syntax_error_names_file_and_line(tmp_path: Path, text: str, line: int,
 
 def test_command_line(tmp_path: Path) -> None:
     out = tmp_path / "roost.toml"
+    out.write_text("")
+    out.chmod(0o644)  # an existing, readable file: it must end up 0600 all the same
     runner = CliRunner()
     res = runner.invoke(main, ["import-bird", str(DATA / "mesh-ipip-cross-subnet" / "bird.cfg"),
                                "-o", str(out)])
