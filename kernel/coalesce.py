@@ -237,6 +237,11 @@ class Coalescer:
     def discard(self, prefix: Prefix) -> None:
         self._pending.pop(prefix_key(prefix), None)
 
+    def clear(self) -> None:
+        """Forget every pending change (the installed state is left as it is)."""
+        self._pending = {}
+        self._order, self._at = [], 0
+
     def __contains__(self, prefix: object) -> bool:
         try:
             return prefix_key(prefix) in self._pending  # type: ignore[arg-type]
@@ -258,15 +263,20 @@ def settle(queue: Coalescer, adopted: MutableSet[Prefix]) -> int:
     """The end of a hold (restart recovery) or of the start-up grace: withdraw every route
     ``adopted`` from an earlier run that nobody has desired since, and forget them.
 
+    The producer's ``update`` takes each prefix it desires out of ``adopted``, so what is
+    left was never desired: it is withdrawn whatever is pending for it. A change queued by
+    the sink itself (the watch restoring a route deleted or changed meanwhile, a resync
+    after a link went down) would otherwise put back a route nobody wants, and for good:
+    the prefix is no longer adopted. The withdraw replaces it; ``drain`` drops it if the
+    kernel has no route of ours there any more.
+
     What else is pending needs nothing here: ``drain`` compares each change with the
     installed route, so a route desired exactly as the kernel has it costs no request (not
     even a replace), a changed one is replaced, and one desired gone is deleted. Returns the
     number of withdrawals queued.
     """
-    queued = 0
     for prefix in adopted:
-        if prefix not in queue:
-            queue.put(prefix, None)
-            queued += 1
+        queue.put(prefix, None)
+    queued = len(adopted)
     adopted.clear()
     return queued

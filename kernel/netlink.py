@@ -757,8 +757,13 @@ class NetlinkSink:
         if self._started:
             await self.flush()
             if flush_routes:
+                # Remove our routes and nothing else: a change still held (an install of a
+                # new prefix among them) is dropped, not applied on the way out.
                 self._held = False
                 self._unconfirmed.clear()
+                self._failed.clear()
+                self._blocked.clear()
+                self._queue.clear()
                 for prefix in list(self._installed):
                     self._queue.put(prefix, None)
                 await self.flush()
@@ -1168,15 +1173,21 @@ class NetlinkSink:
         if mine is not None:
             if have is None or not same_route(mine, have):
                 log.warning("kernel sink: our route %s was changed; restoring it", prefix)
-                self._restore(prefix, mine)
+                self._restore(prefix, mine, have)
         elif have is not None and prefix not in self._queue:
             # A proto-bird route nobody asked us for: ours by ownership, and stale.
             self._installed[prefix] = have
             self._queue.put(prefix, None)
 
-    def _restore(self, prefix: Prefix, route: KernelRoute) -> None:
+    def _restore(self, prefix: Prefix, route: KernelRoute, have: KernelRoute | None = None) -> None:
+        """Queue our ``route`` again: the kernel lost it, or has ``have`` (ours by protocol)
+        there instead. ``have`` is recorded as installed, so that a withdraw queued meanwhile
+        (``settle``: the route was adopted, and nobody wants it) deletes it."""
         self.stats["restored"] += 1
-        del self._installed[prefix]
+        if have is None:
+            del self._installed[prefix]
+        else:
+            self._installed[prefix] = have
         if prefix not in self._queue:
             self._queue.put(prefix, route)
 

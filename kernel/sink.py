@@ -38,8 +38,9 @@ class FibSink(Protocol):
         """Wait until every update so far has been applied (or has failed and been reported)."""
 
     async def close(self, flush_routes: bool = False) -> None:
-        """Stop; keep our routes in the kernel (BIRD's ``persist``) unless ``flush_routes``.
-        Changes still held are dropped (the kernel keeps what it has for the next run)."""
+        """Stop; keep our routes in the kernel (BIRD's ``persist``) unless ``flush_routes``
+        (then remove every route of ours, and nothing else). Changes still held are dropped
+        (without ``flush_routes`` the kernel keeps what it has for the next run)."""
 
     def installed(self) -> Mapping[Prefix, KernelRoute]:
         """What this sink has in the kernel now."""
@@ -100,7 +101,9 @@ class MemorySink:
     async def close(self, flush_routes: bool = False) -> None:
         await self.flush()
         if flush_routes:
+            # Remove what is installed and nothing else: held changes are dropped.
             self.held = False
+            self._queue.clear()
             for prefix in list(self._installed):
                 self.update(prefix, None)
             await self.flush()

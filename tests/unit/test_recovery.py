@@ -89,6 +89,36 @@ def test_closing_while_held_keeps_the_kernel_as_it_is() -> None:
     asyncio.run(run())
 
 
+def test_settle_withdraws_adopted_routes_whatever_the_sink_queued_for_them() -> None:
+    # The sink queued its adopted routes again itself: GONE was deleted behind its back
+    # (the kernel has nothing), OWN was changed (the kernel has another route of ours).
+    installed = RouteTable((r.prefix, r) for r in earlier_run())
+    queue = Coalescer(installed)
+    del installed[GONE]
+    queue.put(GONE, via(GONE, PEER))
+    installed[OWN] = via(OWN, "10.0.0.7")
+    queue.put(OWN, blackhole(OWN))
+    adopted: set[Prefix] = {OWN, GONE}
+    assert settle(queue, adopted) == 2
+    assert not adopted
+    assert dict(queue.drain()) == {OWN: None}  # GONE: nothing left to remove
+
+
+def test_memory_sink_flushing_on_close_while_held_installs_nothing() -> None:
+    async def run() -> None:
+        sink = MemorySink(adopt=earlier_run())
+        await sink.start()
+        sink.hold()
+        sink.update(MOVED, via(MOVED, PEER))
+        sink.update(NEW, via(NEW, PEER))
+        await sink.close(flush_routes=True)
+        assert sorted(sink.operations) == sorted(
+            ("delete", r.prefix) for r in earlier_run())
+        assert dict(sink.installed()) == {}
+
+    asyncio.run(run())
+
+
 # --------------------------------------------------------------------------- the daemon
 
 
