@@ -48,12 +48,19 @@ async def earlier_run(ns: str) -> list[str]:
     return ours(ns)
 
 
+async def restarted(ns: str) -> NetlinkSink:
+    """The sink of the next run (`roost run -R`): started over the earlier run's routes
+    and holding every change."""
+    sink = NetlinkSink(netns=ns, prune_on_start=False)
+    await sink.start()
+    sink.hold()
+    return sink
+
+
 async def test_hold_then_release_changes_only_what_differs(netns: str) -> None:
     before = await earlier_run(netns)
     assert len(before) == 4
-    sink = NetlinkSink(netns=netns, prune_on_start=False)
-    await sink.start()
-    sink.hold()
+    sink = await restarted(netns)
     assert sink.held
     for r in (OWN, KEPT, MOVED_NOW, NEW):
         sink.update(r.prefix, r)
@@ -77,16 +84,12 @@ async def test_hold_then_release_changes_only_what_differs(netns: str) -> None:
 
 async def test_a_route_deleted_during_the_hold_is_restored_at_release(netns: str) -> None:
     await earlier_run(netns)
-    sink = NetlinkSink(netns=netns, prune_on_start=False)
-    await sink.start()
-    sink.hold()
+    sink = await restarted(netns)
     for r in (OWN, KEPT, MOVED, GONE):
         sink.update(r.prefix, r)
     ip(netns, "route", "del", "172.17.9.0/24")  # someone else, while we hold
-    deadline = time.monotonic() + 5
-    while sink.stats["restored"] == 0:  # the watch has seen it (and queued the route)
-        assert time.monotonic() < deadline, "the watch did not report the deletion"
-        await asyncio.sleep(0.02)
+    # The watch has seen it (and queued the route).
+    await until(lambda: sink.stats["restored"] > 0, "the watch to report the deletion")
     assert not any(line.startswith("172.17.9.0/24") for line in ours(netns))  # still held
     await sink.release()
     assert any(line.startswith("172.17.9.0/24 via 192.168.100.101") for line in ours(netns))
@@ -95,9 +98,7 @@ async def test_a_route_deleted_during_the_hold_is_restored_at_release(netns: str
 
 async def test_closing_while_held_leaves_the_kernel_alone(netns: str) -> None:
     before = await earlier_run(netns)
-    sink = NetlinkSink(netns=netns, prune_on_start=False)
-    await sink.start()
-    sink.hold()
+    sink = await restarted(netns)
     sink.update(KEPT.prefix, None)
     sink.update(NEW.prefix, NEW)
     await sink.close()
@@ -106,9 +107,7 @@ async def test_closing_while_held_leaves_the_kernel_alone(netns: str) -> None:
 
 async def test_a_route_nobody_wants_deleted_during_the_hold_stays_gone(netns: str) -> None:
     await earlier_run(netns)
-    sink = NetlinkSink(netns=netns, prune_on_start=False)
-    await sink.start()
-    sink.hold()
+    sink = await restarted(netns)
     for r in (OWN, KEPT, MOVED):  # GONE is not desired again
         sink.update(r.prefix, r)
     ip(netns, "route", "del", "172.17.11.0/24")  # the watch queues it to be restored
@@ -122,9 +121,7 @@ async def test_a_route_nobody_wants_deleted_during_the_hold_stays_gone(netns: st
 
 async def test_a_route_nobody_wants_changed_during_the_hold_is_removed(netns: str) -> None:
     await earlier_run(netns)
-    sink = NetlinkSink(netns=netns, prune_on_start=False)
-    await sink.start()
-    sink.hold()
+    sink = await restarted(netns)
     for r in (OWN, KEPT, MOVED):  # GONE is not desired again
         sink.update(r.prefix, r)
     ip(netns, "route replace 172.17.11.0/24 via 192.168.100.7 dev eth0 proto bird metric 1024")
@@ -139,9 +136,7 @@ async def test_routes_lost_with_a_link_during_the_hold_come_back_only_if_desired
     netns: str,
 ) -> None:
     await earlier_run(netns)
-    sink = NetlinkSink(netns=netns, prune_on_start=False)
-    await sink.start()
-    sink.hold()
+    sink = await restarted(netns)
     for r in (OWN, KEPT, MOVED):  # GONE is not desired again
         sink.update(r.prefix, r)
     resyncs = sink.stats["resyncs"]
@@ -162,9 +157,7 @@ async def test_flushing_on_close_while_held_removes_ours_and_installs_nothing(
     netns: str,
 ) -> None:
     await earlier_run(netns)
-    sink = NetlinkSink(netns=netns, prune_on_start=False)
-    await sink.start()
-    sink.hold()
+    sink = await restarted(netns)
     sink.update(NEW.prefix, NEW)  # a new prefix: held, must not go in on the way out
     sink.update(MOVED_NOW.prefix, MOVED_NOW)
     ip(netns, "route replace 172.17.11.0/24 via 192.168.100.7 dev eth0 proto bird metric 1024")
