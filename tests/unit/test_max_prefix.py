@@ -136,11 +136,19 @@ graceful_restart = false
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, limit: str) -> AsyncIterator[tuple[Daemon, BgpPeer, Recorder]]:
-    """roost (AS 65000, passive) and a neighbour (AS 65001) on loopback."""
+async def running(tmp_path: Path, limit: str, *, dynamic: bool = False,
+                  ) -> AsyncIterator[tuple[Daemon, BgpPeer, Recorder]]:
+    """roost (AS 65000, passive) and a neighbour (AS 65001) on loopback; `dynamic`: the
+    neighbour is accepted from a `[[reflector.dynamic]]` range instead of a `[[peer]]`."""
     port = _free_port()
     path = tmp_path / "roost.toml"
-    path.write_text(_daemon_config(port, tmp_path / "ctl", limit))
+    text = _daemon_config(port, tmp_path / "ctl", limit)
+    if dynamic:
+        text = text.replace(
+            '[[peer]]\naddress = "127.0.0.2"\nasn = 65001\npassive = true\n',
+            '[reflector]\n\n[[reflector.dynamic]]\nrange = "127.0.0.0/24"\nasn = 65001\n'
+            'rr_client = false\n')
+    path.write_text(text)
     daemon = Daemon(cfg.load(path), install_signals=False)
     await daemon.start()
     rec = Recorder()
@@ -248,25 +256,10 @@ async def test_warn_logs_once_per_crossing(tmp_path: Path,
 async def test_dynamic_neighbour_stays_held_down(tmp_path: Path) -> None:
     # A dynamic neighbour that left is normally forgotten; one held down by its limit
     # must not be, or its next connection would come with a fresh limit.
-    port = _free_port()
-    path = tmp_path / "roost.toml"
-    path.write_text(_daemon_config(port, tmp_path / "ctl", "max_prefixes = 3").replace(
-        '[[peer]]\naddress = "127.0.0.2"\nasn = 65001\npassive = true\n',
-        '[reflector]\n\n[[reflector.dynamic]]\nrange = "127.0.0.0/24"\nasn = 65001\n'
-        'rr_client = false\n'))
-    daemon = Daemon(cfg.load(path), install_signals=False)
-    await daemon.start()
-    rec = Recorder()
-    peer = BgpPeer(config(65001, ipaddress.IPv4Address("10.0.0.2"), 65000),
-                   TransportOptions("127.0.0.1", port, local_address="127.0.0.2"), rec)
-    try:
-        await peer.start()
+    async with running(tmp_path, "max_prefixes = 3", dynamic=True) as (daemon, peer, rec):
         await wait_until(lambda: peer.established, 10, "Established")
         _announce(peer, _routes(4))
         await wait_until(lambda: rec.downs, 5, "the session torn down")
         await asyncio.sleep(2.0)  # the neighbour keeps connecting (retry 0.5 s)
         assert not peer.established and len(rec.established) == 1
         assert _row(daemon)["max_prefixes"]["state"] == "down"
-    finally:
-        await peer.stop(flush_timeout=0.2)
-        await daemon.shutdown()
